@@ -1,0 +1,1 @@
+"""Aggregation kernels: numpy reference, numba CPU, CUDA C launched through CuPy."""
