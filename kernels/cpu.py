@@ -1,0 +1,379 @@
+"""Numba CPU kernels (the CPU production path). Same functions and semantics as :mod:`kernels.reference`.
+
+Race freedom:
+
+* sparse kernels sort the links by destination (an O(n_links) counting sort) and run
+  ``prange`` over destination cells, so each output cell is written by one thread only;
+* separable kernels work on blocks of row links: ``prange`` over the row links of a block, each
+  writing a thread-private row buffer of shape (n_dst_cols, ...), then ``prange`` over target
+  columns to add the block's buffers into the output. Memory is O(block * n_dst_cols), never
+  proportional to the input map, so callers can stream row chunks and add into ``out=``.
+
+Separable inner loops work on *runs* of column links (consecutive source columns with one target
+column and bitwise-equal weight, see :func:`kernels._common.col_runs`): a run sums x (or counts
+classes with integer counters) and multiplies by the weight once. The class kernel reads 8/16-bit
+codes through a slot lookup table with four interleaved counter sets (breaks the store-to-load
+dependency of runs of equal classes), so it is one streaming pass over the uint8 map.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from ._common import (
+    check_classes,
+    check_links,
+    check_out,
+    check_separable,
+    check_x,
+    col_runs,
+    invalid_codes_error,
+    map_codes,
+    slot_lut,
+)
+
+_BUF_BYTES = 64 * 2**20  # cap for the per-block row buffers of the separable kernels
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+@njit(cache=True)
+def _csr_by_dst(dst, n_dst):
+    """Counting sort of links by destination: offsets (n_dst+1) and a stable permutation."""
+    n = dst.size
+    off = np.zeros(n_dst + 1, np.int64)
+    for k in range(n):
+        off[dst[k] + 1] += 1
+    for d in range(n_dst):
+        off[d + 1] += off[d]
+    pos = off[:-1].copy()
+    perm = np.empty(n, np.int64)
+    for k in range(n):
+        d = dst[k]
+        perm[pos[d]] = k
+        pos[d] += 1
+    return off, perm
+
+
+@njit(inline="always")
+def _direct_slot(code, n_classes):
+    c = np.int64(code)
+    if c < 0:
+        return 0
+    if c >= n_classes:
+        return n_classes + 1
+    return c + 1
+
+
+def _block_size(n_row_links, per_row_bytes):
+    nt = numba.get_num_threads()
+    cap = max(1, _BUF_BYTES // max(per_row_bytes, 1))
+    return int(max(1, min(n_row_links, 8 * nt, cap)))
+
+
+def _prepare_codes(classes, n_classes, lut):
+    """Return (codes, slot_table, use_table) for the class kernels."""
+    if classes.dtype.itemsize <= 2:
+        table, udt = slot_lut(classes.dtype, n_classes, lut)
+        return classes.view(udt), table, True
+    if lut is not None:
+        classes = map_codes(classes, n_classes, lut)
+    return classes, np.zeros(1, np.int32), False
+
+
+# ----------------------------------------------------------------------------- sparse
+
+
+@njit(parallel=True, cache=True)
+def _sparse_ws(x, src, w, off, perm, num, den, sq, squares):
+    nb = x.shape[0]
+    n_dst = off.size - 1
+    for d in prange(n_dst):
+        for b in range(nb):
+            s = 0.0
+            s2 = 0.0
+            a = 0.0
+            for k in range(off[d], off[d + 1]):
+                ll = perm[k]
+                v = np.float64(x[b, src[ll]])
+                if v - v == 0.0:  # finite
+                    wl = w[ll]
+                    s += wl * v
+                    s2 += wl * v * v
+                    a += wl
+            num[b, d] += s
+            den[b, d] += a
+            if squares:
+                sq[b, d] += s2
+
+
+def sparse_weighted_sum(x, src, dst, w, n_dst, *, squares=False, out=None):
+    """num[b,d] = sum_l w_l x[b,src_l] over finite x; den = sum of those w_l; sq = sum w x^2."""
+    x = check_x(x, 2)
+    nb, n_src = x.shape
+    src, dst, w = check_links(src, dst, w, n_src, n_dst)
+    names = ("num", "den", "sq") if squares else ("num", "den")
+    shapes = [(nb, n_dst)] * len(names)
+    res = tuple(np.zeros(s) for s in shapes) if out is None else check_out(out, shapes, names)
+    off, perm = _csr_by_dst(dst, n_dst)
+    sq = res[2] if squares else np.zeros((1, 1))
+    _sparse_ws(x, src, w, off, perm, res[0], res[1], sq, squares)
+    return res
+
+
+@njit(parallel=True, cache=True)
+def _sparse_cls(codes, table, use_table, src, w, off, perm, n_classes, out, bad):
+    n_dst = off.size - 1
+    for d in prange(n_dst):
+        nbad = 0
+        for k in range(off[d], off[d + 1]):
+            ll = perm[k]
+            if use_table:
+                slot = np.int64(table[codes[src[ll]]])
+            else:
+                slot = _direct_slot(codes[src[ll]], n_classes)
+            if slot == 0:
+                continue
+            if slot > n_classes:
+                nbad += 1
+                continue
+            out[d, slot - 1] += w[ll]
+        bad[d] = nbad
+
+
+def sparse_class_sum(classes, src, dst, w, n_dst, n_classes, *, lut=None, out=None):
+    """out[d, c] = sum of w_l over links into d whose source has class c (negative = missing)."""
+    classes = check_classes(classes, 1, n_classes)
+    src, dst, w = check_links(src, dst, w, classes.shape[0], n_dst)
+    shape = (n_dst, n_classes)
+    res = np.zeros(shape) if out is None else check_out((out,), [shape], ("out",))[0]
+    codes, table, use_table = _prepare_codes(classes, n_classes, lut)
+    off, perm = _csr_by_dst(dst, n_dst)
+    bad = np.zeros(n_dst, np.int64)
+    _sparse_cls(codes, table, use_table, src, w, off, perm, n_classes, res, bad)
+    if bad.any():
+        raise invalid_codes_error(classes, n_classes, lut)
+    return res
+
+
+@njit(parallel=True, cache=True)
+def _sparse_mm(x, src, off, perm, mn, mx):
+    nb = x.shape[0]
+    n_dst = off.size - 1
+    for d in prange(n_dst):
+        for b in range(nb):
+            lo = np.inf
+            hi = -np.inf
+            for k in range(off[d], off[d + 1]):
+                v = np.float64(x[b, src[perm[k]]])
+                if v - v == 0.0:
+                    if v < lo:
+                        lo = v
+                    if v > hi:
+                        hi = v
+            if lo <= hi:
+                if not (mn[b, d] <= lo):  # NaN (empty) or larger
+                    mn[b, d] = lo
+                if not (mx[b, d] >= hi):
+                    mx[b, d] = hi
+
+
+def _new_min_max(shape, out):
+    if out is None:
+        return np.full(shape, np.nan), np.full(shape, np.nan)
+    return check_out(out, [shape] * 2, ("mn", "mx"))
+
+
+def sparse_min_max(x, src, dst, n_dst, *, out=None):
+    """mn[b,d], mx[b,d]: min and max of finite x[b,src_l] over links into d; NaN where none."""
+    x = check_x(x, 2)
+    nb, n_src = x.shape
+    src, dst, _ = check_links(src, dst, None, n_src, n_dst)
+    mn, mx = _new_min_max((nb, n_dst), out)
+    off, perm = _csr_by_dst(dst, n_dst)
+    _sparse_mm(x, src, off, perm, mn, mx)
+    return mn, mx
+
+
+# ----------------------------------------------------------------------------- separable
+
+
+@njit(parallel=True, cache=True)
+def _sep_ws(x, rsrc, rdst, rw, j0, ln, rq, rwt, num, den, sq, squares, block):
+    nb = x.shape[0]
+    n_rl = rsrc.size
+    ncol = num.shape[2]
+    nacc = 3 if squares else 2
+    buf = np.empty((block, nacc, nb, ncol))
+    for start in range(0, n_rl, block):
+        m = min(block, n_rl - start)
+        for t in prange(m):
+            i = rsrc[start + t]
+            buf[t, :, :, :] = 0.0
+            for b in range(nb):
+                for r in range(j0.size):
+                    s = 0.0
+                    s2 = 0.0
+                    n = 0.0
+                    for j in range(j0[r], j0[r] + ln[r]):
+                        v = np.float64(x[b, i, j])
+                        if v - v == 0.0:
+                            s += v
+                            s2 += v * v
+                            n += 1.0
+                    q = rq[r]
+                    wr = rwt[r]
+                    buf[t, 0, b, q] += wr * s
+                    buf[t, 1, b, q] += wr * n
+                    if squares:
+                        buf[t, 2, b, q] += wr * s2
+        for q in prange(ncol):
+            for t in range(m):
+                p = rdst[start + t]
+                w = rw[start + t]
+                for b in range(nb):
+                    num[b, p, q] += w * buf[t, 0, b, q]
+                    den[b, p, q] += w * buf[t, 1, b, q]
+                    if squares:
+                        sq[b, p, q] += w * buf[t, 2, b, q]
+
+
+def separable_weighted_sum(x, rows, cols, n_dst_rows, n_dst_cols, *, squares=False, out=None):
+    """num[b,p,q] = sum over fine (i,j) of rw*cw*x[b,i,j] (finite x); den, sq likewise."""
+    x = check_x(x, 3)
+    nb = x.shape[0]
+    (rsrc, rdst, rw), (csrc, cdst, cw) = check_separable(x.shape, rows, cols, n_dst_rows, n_dst_cols)
+    names = ("num", "den", "sq") if squares else ("num", "den")
+    shapes = [(nb, n_dst_rows, n_dst_cols)] * len(names)
+    res = tuple(np.zeros(s) for s in shapes) if out is None else check_out(out, shapes, names)
+    j0, ln, rq, rwt = col_runs(csrc, cdst, cw)
+    sq = res[2] if squares else np.zeros((1, 1, 1))
+    block = _block_size(rsrc.size, len(names) * nb * n_dst_cols * 8)
+    if rsrc.size and j0.size:
+        _sep_ws(x, rsrc, rdst, rw, j0, ln, rq, rwt, res[0], res[1], sq, squares, block)
+    return res
+
+
+@njit(parallel=True, cache=True)
+def _sep_cls(codes, table, use_table, rsrc, rdst, rw, j0, ln, rq, rwt, n_classes, out, bad, block):
+    n_rl = rsrc.size
+    ncol = out.shape[1]
+    ns = n_classes + 2
+    buf = np.empty((block, ncol, n_classes))
+    for start in range(0, n_rl, block):
+        m = min(block, n_rl - start)
+        for t in prange(m):
+            i = rsrc[start + t]
+            buf[t, :, :] = 0.0
+            cnt = np.zeros(4 * ns, np.int64)
+            nbad = 0
+            for r in range(j0.size):
+                a = j0[r]
+                e = a + ln[r]
+                j = a
+                if use_table:
+                    while j + 4 <= e:
+                        cnt[table[codes[i, j]]] += 1
+                        cnt[ns + table[codes[i, j + 1]]] += 1
+                        cnt[2 * ns + table[codes[i, j + 2]]] += 1
+                        cnt[3 * ns + table[codes[i, j + 3]]] += 1
+                        j += 4
+                    while j < e:
+                        cnt[table[codes[i, j]]] += 1
+                        j += 1
+                else:
+                    while j < e:
+                        cnt[_direct_slot(codes[i, j], n_classes)] += 1
+                        j += 1
+                q = rq[r]
+                wr = rwt[r]
+                for c in range(1, n_classes + 1):
+                    tot = cnt[c] + cnt[ns + c] + cnt[2 * ns + c] + cnt[3 * ns + c]
+                    if tot:
+                        buf[t, q, c - 1] += wr * tot
+                nbad += cnt[ns - 1] + cnt[2 * ns - 1] + cnt[3 * ns - 1] + cnt[4 * ns - 1]
+                cnt[:] = 0
+            bad[start + t] = nbad
+        for q in prange(ncol):
+            for t in range(m):
+                p = rdst[start + t]
+                w = rw[start + t]
+                for c in range(n_classes):
+                    out[p, q, c] += w * buf[t, q, c]
+
+
+def separable_class_sum(classes, rows, cols, n_dst_rows, n_dst_cols, n_classes, *, lut=None, out=None):
+    """out[p,q,c] = sum over fine (i,j) of class c of rw*cw (negative codes = missing)."""
+    classes = check_classes(classes, 2, n_classes)
+    (rsrc, rdst, rw), (csrc, cdst, cw) = check_separable(classes.shape, rows, cols, n_dst_rows, n_dst_cols)
+    shape = (n_dst_rows, n_dst_cols, n_classes)
+    res = np.zeros(shape) if out is None else check_out((out,), [shape], ("out",))[0]
+    codes, table, use_table = _prepare_codes(classes, n_classes, lut)
+    j0, ln, rq, rwt = col_runs(csrc, cdst, cw)
+    bad = np.zeros(rsrc.size, np.int64)
+    block = _block_size(rsrc.size, n_dst_cols * n_classes * 8)
+    if rsrc.size and j0.size:
+        _sep_cls(codes, table, use_table, rsrc, rdst, rw, j0, ln, rq, rwt, n_classes, res, bad, block)
+    if bad.any():
+        raise invalid_codes_error(classes, n_classes, lut)
+    return res
+
+
+@njit(parallel=True, cache=True)
+def _sep_mm(x, rsrc, rdst, j0, ln, rq, mn, mx, block):
+    nb = x.shape[0]
+    n_rl = rsrc.size
+    ncol = mn.shape[2]
+    buf = np.empty((block, 2, nb, ncol))
+    for start in range(0, n_rl, block):
+        m = min(block, n_rl - start)
+        for t in prange(m):
+            i = rsrc[start + t]
+            buf[t, 0, :, :] = np.inf
+            buf[t, 1, :, :] = -np.inf
+            for b in range(nb):
+                for r in range(j0.size):
+                    lo = np.inf
+                    hi = -np.inf
+                    for j in range(j0[r], j0[r] + ln[r]):
+                        v = np.float64(x[b, i, j])
+                        if v - v == 0.0:
+                            if v < lo:
+                                lo = v
+                            if v > hi:
+                                hi = v
+                    q = rq[r]
+                    if lo < buf[t, 0, b, q]:
+                        buf[t, 0, b, q] = lo
+                    if hi > buf[t, 1, b, q]:
+                        buf[t, 1, b, q] = hi
+        for q in prange(ncol):
+            for t in range(m):
+                p = rdst[start + t]
+                for b in range(nb):
+                    lo = buf[t, 0, b, q]
+                    hi = buf[t, 1, b, q]
+                    if lo <= hi:
+                        if not (mn[b, p, q] <= lo):
+                            mn[b, p, q] = lo
+                        if not (mx[b, p, q] >= hi):
+                            mx[b, p, q] = hi
+
+
+def separable_min_max(x, rows, cols, n_dst_rows, n_dst_cols, *, out=None):
+    """mn, mx (nb, n_dst_rows, n_dst_cols) over every linked fine cell with finite x; NaN where none."""
+    x = check_x(x, 3)
+    nb = x.shape[0]
+    (rsrc, rdst, _), (csrc, cdst, cw) = check_separable(x.shape, rows, cols, n_dst_rows, n_dst_cols)
+    mn, mx = _new_min_max((nb, n_dst_rows, n_dst_cols), out)
+    # min/max ignore the weights: runs only need consecutive columns with one target
+    j0, ln, rq, _ = col_runs(csrc, cdst, np.zeros_like(cw))
+    block = _block_size(rsrc.size, 2 * nb * n_dst_cols * 8)
+    if rsrc.size and j0.size:
+        _sep_mm(x, rsrc, rdst, j0, ln, rq, mn, mx, block)
+    return mn, mx
