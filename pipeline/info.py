@@ -1,0 +1,44 @@
+"""What ``terrascale info`` reports: package versions, GPU, backend choice, cluster defaults."""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import platform
+
+from pipeline.backend import probe_gpu, resolve_backend
+from pipeline.cluster import plan_cluster
+from pipeline.config import ClusterConfig
+
+KEY_PACKAGES = (
+    "numpy", "pandas", "xarray", "dask", "distributed", "zarr", "netCDF4", "numba", "scikit-learn",
+    "xgboost", "torch", "pydantic", "cupy-cuda12x", "cudf-cu12", "cuml-cu12", "dask-cuda", "kvikio-cu12",
+    "dask-jobqueue", "mlflow",
+)
+
+
+def package_versions() -> dict[str, str]:
+    """Installed version of each key package, or 'not installed'."""
+    out = {}
+    for name in KEY_PACKAGES:
+        try:
+            out[name] = md.version(name)
+        except md.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def collect_info() -> dict[str, str]:
+    """Everything ``terrascale info`` prints, as ordered key/value pairs."""
+    probe = probe_gpu()
+    backend = resolve_backend("auto")
+    plan = plan_cluster(ClusterConfig(), backend)
+    info = {
+        "python": platform.python_version(),
+        "platform": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        "gpu usable": f"yes: {probe.device_count} x {probe.device_name}" if probe.usable else f"no ({probe.reason})",
+        "backend auto picks": f"{backend.name} (estimators {backend.estimators}, xgboost device {backend.xgboost_device}, torch device {backend.torch_device})",
+        "cluster default": f"{plan.kind}: {plan.n_workers} worker(s) x {plan.threads_per_worker} thread(s), memory limit {plan.memory_limit}",
+    }
+    info.update({f"package {k}": v for k, v in package_versions().items()})
+    return info

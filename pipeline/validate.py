@@ -1,0 +1,282 @@
+"""Input checks and harmonisation.
+
+:func:`validate_dataset` finds latitude and longitude (CF attributes first, then common names),
+checks that they are 1-D and strictly monotonic, checks units and value ranges of the variables
+terrascale knows, counts NaN, and harmonises the grid: latitude ascending, longitude in
+[-180, 180) and sorted, cell bounds present (derived from the centres when absent). Every problem
+is collected first and reported together in one message, so a user fixes a file in one go.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import dask
+import dask.array as da
+import numpy as np
+import xarray as xr
+
+from pipeline.errors import InputDataError
+
+LAT_NAMES = ("lat", "latitude", "nav_lat", "y", "rlat", "LAT", "Latitude")
+LON_NAMES = ("lon", "longitude", "nav_lon", "x", "rlon", "LON", "Longitude")
+LAT_UNITS = {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen"}
+LON_UNITS = {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreese", "degreee"}
+
+
+@dataclass(frozen=True)
+class VarSpec:
+    """What terrascale expects of a known variable: accepted units and a plausible range."""
+
+    units: frozenset[str]
+    valid_range: tuple[float, float]
+    fix: str = ""
+
+
+_FRACTION = VarSpec(frozenset({"1", "", "fraction", "0-1"}), (0.0, 1.0))
+_LAI = VarSpec(frozenset({"1", "m2 m-2", "m2/m2", "m^2/m^2", "m2m-2"}), (0.0, 15.0))
+KNOWN_VARIABLES: dict[str, VarSpec] = {
+    "tas": VarSpec(frozenset({"K", "kelvin"}), (150.0, 350.0), "convert degC to K with `cdo addc,273.15`"),
+    "pr": VarSpec(frozenset({"kg m-2 s-1", "kg/m2/s", "kg m**-2 s**-1"}), (0.0, 0.1), "convert mm/day with `cdo divc,86400`"),
+    "rsds": VarSpec(frozenset({"W m-2", "W/m2", "W m**-2"}), (0.0, 1500.0)),
+    "lai": _LAI,
+    "lai_obs": _LAI,
+    "land_fraction": _FRACTION,
+    "lulc_fraction": _FRACTION,
+    "lulc_fraction_2019": _FRACTION,
+    "distance_to_coast": VarSpec(frozenset({"km"}), (0.0, 5000.0)),
+}
+
+
+def _norm_units(u: object) -> str:
+    return " ".join(str(u).split()).strip()
+
+
+def _candidates(ds: xr.Dataset) -> list[str]:
+    return [str(n) for n in list(ds.coords) + list(ds.data_vars)]
+
+
+def _find_axis(ds: xr.Dataset, axis: str, standard: str, units: set[str], names: tuple[str, ...]) -> str | None:
+    names_present = _candidates(ds)
+    tests = (
+        lambda v: v.attrs.get("standard_name") == standard,
+        lambda v: _norm_units(v.attrs.get("units", "")).lower().replace(" ", "") in units,
+        lambda v: v.attrs.get("axis") == axis,
+    )
+    for test in tests:
+        for name in names_present:
+            if test(ds[name]):
+                return name
+    for name in names:
+        if name in ds.variables:
+            return name
+    return None
+
+
+def find_lat_lon(ds: xr.Dataset, source: str = "dataset") -> tuple[str, str]:
+    """Return the names of the latitude and longitude coordinates.
+
+    Looks at ``standard_name``, then ``units`` (degrees_north/east), then ``axis`` (Y/X), then
+    common names. Raises :class:`InputDataError` naming what was looked for.
+    """
+    lat = _find_axis(ds, "Y", "latitude", LAT_UNITS, LAT_NAMES)
+    lon = _find_axis(ds, "X", "longitude", LON_UNITS, LON_NAMES)
+    if lat is None or lon is None:
+        missing = " and ".join(n for n, v in (("latitude", lat), ("longitude", lon)) if v is None)
+        raise InputDataError(
+            f"{source}: no {missing} found among {', '.join(_candidates(ds)) or 'no variables'}; "
+            "name the coordinates lat/lon or give them standard_name latitude/longitude "
+            "(e.g. `ncatted -a standard_name,y,o,c,latitude`)"
+        )
+    return lat, lon
+
+
+def _monotonic_problem(values: np.ndarray, name: str) -> str | None:
+    if values.ndim != 1:
+        return f"coordinate '{name}' is {values.ndim}-D; terrascale needs a rectilinear grid with 1-D lat/lon (regrid curvilinear data first, e.g. with `cdo remapcon`)"
+    if values.size < 2:
+        return None
+    d = np.diff(values)
+    if not (np.all(d > 0) or np.all(d < 0)):
+        bad = int(np.argmax(~((d > 0) if d[0] > 0 else (d < 0)))) if d[0] != 0 else 0
+        return (
+            f"coordinate '{name}' is not strictly monotonic (first break after index {bad}: "
+            f"{values[bad]} then {values[bad + 1]}); sort the file, e.g. `cdo sortlon`/`invertlat`, or remove duplicates"
+        )
+    return None
+
+
+def derive_bounds(centres: np.ndarray, *, clip: tuple[float, float] | None = None) -> np.ndarray:
+    """Cell bounds (n, 2) from ascending centres: midpoints, the outer edges extrapolated."""
+    c = np.asarray(centres, dtype=np.float64)
+    if c.size == 1:
+        edges = np.array([c[0] - 0.5, c[0] + 0.5])
+    else:
+        mid = 0.5 * (c[1:] + c[:-1])
+        edges = np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+    if clip is not None:
+        edges = np.clip(edges, *clip)
+    return np.stack([edges[:-1], edges[1:]], axis=1)
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of :func:`validate_dataset`: the harmonised dataset, problems, notes and a summary."""
+
+    dataset: xr.Dataset
+    source: str
+    lat: str
+    lon: str
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    summary: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem was found."""
+        return not self.problems
+
+    def raise_if_problems(self) -> None:
+        """Raise one :class:`InputDataError` listing every problem found."""
+        if self.problems:
+            listed = "; ".join(f"({i}) {p}" for i, p in enumerate(self.problems, 1))
+            raise InputDataError(f"{self.source}: {len(self.problems)} problem(s): {listed}")
+
+
+def harmonise(ds: xr.Dataset, lat: str, lon: str, notes: list[str] | None = None) -> xr.Dataset:
+    """Latitude ascending, longitude in [-180, 180) and sorted, CF attributes and bounds present."""
+    notes = notes if notes is not None else []
+    lat_vals = np.asarray(ds[lat].values, dtype=np.float64)
+    if lat_vals.size > 1 and lat_vals[0] > lat_vals[-1]:
+        ds = ds.isel({ds[lat].dims[0]: slice(None, None, -1)})
+        notes.append(f"latitude '{lat}' was descending: flipped to ascending")
+    lon_vals = np.asarray(ds[lon].values, dtype=np.float64)
+    wrapped = ((lon_vals + 180.0) % 360.0) - 180.0
+    if not np.array_equal(wrapped, lon_vals) or (lon_vals.size > 1 and lon_vals[0] > lon_vals[-1]):
+        shift = wrapped - lon_vals
+        ds = ds.assign_coords({lon: (ds[lon].dims, wrapped, ds[lon].attrs)})
+        bname = ds[lon].attrs.get("bounds")
+        if bname in ds.variables:
+            ds[bname] = ds[bname] + xr.DataArray(shift, dims=ds[lon].dims)
+        ds = ds.sortby(lon)
+        notes.append(f"longitude '{lon}' moved to [-180, 180) and sorted")
+    for name, std, units, axis, clip in ((lat, "latitude", "degrees_north", "Y", (-90.0, 90.0)), (lon, "longitude", "degrees_east", "X", None)):
+        attrs = dict(ds[name].attrs)
+        attrs.update(standard_name=std, units=units, axis=axis)
+        bname = attrs.get("bounds")
+        if bname not in ds.variables:
+            bname = f"{name}_bnds"
+            bounds = derive_bounds(ds[name].values, clip=clip)
+            ds = ds.assign({bname: ((ds[name].dims[0], "bnds"), bounds)})
+            notes.append(f"derived cell bounds '{bname}' from the centres of '{name}'")
+            attrs["bounds"] = bname
+        ds[name].attrs = attrs
+    return ds
+
+
+def validate_dataset(
+    ds: xr.Dataset,
+    *,
+    source: str = "dataset",
+    variables: list[str] | None = None,
+    max_nan_fraction: float = 1.0,
+) -> ValidationResult:
+    """Check a dataset and return its harmonised copy with every problem found.
+
+    Parameters
+    ----------
+    ds
+        The (lazy) dataset.
+    source
+        The file name, used in every message.
+    variables
+        Variables to check; default every data variable on the lat/lon grid.
+    max_nan_fraction
+        A variable with a larger NaN fraction is a problem.
+
+    Returns
+    -------
+    ValidationResult
+        Call :meth:`ValidationResult.raise_if_problems` to turn problems into one error.
+    """
+    source = str(source)
+    lat, lon = find_lat_lon(ds, source)
+    problems: list[str] = []
+    notes: list[str] = []
+    for name in (lat, lon):
+        msg = _monotonic_problem(np.asarray(ds[name].values), name)
+        if msg:
+            problems.append(msg)
+    if "time" in ds.coords and ds["time"].ndim == 1 and ds.sizes["time"] > 1:
+        t = ds["time"].values
+        if not np.all(t[1:] > t[:-1]):
+            problems.append("coordinate 'time' is not strictly increasing; sort it (`cdo sorttimestamp`)")
+    if problems:
+        return ValidationResult(ds, source, lat, lon, problems, notes)
+    ds = harmonise(ds, lat, lon, notes)
+
+    grid_dims = {ds[lat].dims[0], ds[lon].dims[0]}
+    bounds_names = {ds[n].attrs.get("bounds") for n in (lat, lon)}
+    if variables:
+        missing = [v for v in variables if v not in ds.data_vars]
+        if missing:
+            problems.append(
+                f"variable(s) {', '.join(missing)} not found; the file has: {', '.join(map(str, ds.data_vars)) or 'none'}"
+            )
+        names = [v for v in variables if v in ds.data_vars]
+    else:
+        names = [str(v) for v in ds.data_vars if grid_dims <= set(ds[v].dims) and v not in bounds_names]
+        if not names:
+            problems.append(f"no data variable on the {lat}/{lon} grid; the file has: {', '.join(map(str, ds.data_vars)) or 'none'}")
+
+    stats = _statistics(ds, names, source)
+    summary = []
+    for name in names:
+        var = ds[name]
+        mn, mx, nan_frac = stats[name]
+        units = var.attrs.get("units", "")
+        summary.append(dict(variable=name, dims=",".join(map(str, var.dims)), units=units or "-",
+                            min=_fmt(mn), max=_fmt(mx), nan_percent=f"{100 * nan_frac:.1f}"))
+        if nan_frac > max_nan_fraction:
+            problems.append(f"variable '{name}' is {100 * nan_frac:.1f}% NaN, more than the allowed {100 * max_nan_fraction:.1f}%")
+        if nan_frac == 1.0:
+            problems.append(f"variable '{name}' holds no valid value (all NaN or fill values)")
+        spec = KNOWN_VARIABLES.get(name)
+        if spec is None:
+            continue
+        if _norm_units(units) not in spec.units:
+            expected = " or ".join(sorted(u for u in spec.units if u)) or "dimensionless"
+            fix = f"; {spec.fix}" if spec.fix else ""
+            problems.append(f"variable '{name}' has units '{units}' but terrascale expects {expected}{fix}")
+        lo, hi = spec.valid_range
+        if np.isfinite(mn) and (mn < lo or mx > hi):
+            problems.append(
+                f"variable '{name}' ranges over [{_fmt(mn)}, {_fmt(mx)}], outside the plausible [{lo:g}, {hi:g}] "
+                "for its units; check the units and the scale_factor/add_offset"
+            )
+    return ValidationResult(ds, source, lat, lon, problems, notes, summary)
+
+
+def _fmt(x: float) -> str:
+    return "nan" if not np.isfinite(x) else f"{x:.4g}"
+
+
+def _statistics(ds: xr.Dataset, names: list[str], source: str) -> dict[str, tuple[float, float, float]]:
+    """min, max and NaN fraction of each variable, computed together in one pass over the data."""
+    lazy = []
+    for name in names:
+        data = da.asarray(ds[name].data)
+        if data.dtype.kind != "f":
+            data = data.astype("float64")
+        lazy.append((da.nanmin(data), da.nanmax(data), da.isnan(data).mean()))
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are reported as problems
+            computed = dask.compute(*lazy)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise InputDataError(
+            f"{source}: the values of {', '.join(names)} cannot be read ({type(err).__name__}: {err}); "
+            "the file may be truncated or corrupt: re-create or re-download it"
+        ) from None
+    return {n: tuple(float(v) for v in c) for n, c in zip(names, computed)}
