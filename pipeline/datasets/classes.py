@@ -87,7 +87,7 @@ class ClassTable:
                                       .replace("-", "_") for n in self.frame["name"]),
             "flag_colors": " ".join(self.frame["colour"]),
             "flag_short_names": " ".join(self.frame["short_name"]),
-            "_FillValue": np.uint8(IGBP_NODATA),
+            "missing_value": np.uint8(IGBP_NODATA),
         }
 
 
@@ -177,5 +177,5 @@ def koppen_flag_attrs() -> dict:
         "flag_values": np.arange(1, 6, dtype=np.uint8),
         "flag_meanings": " ".join(f"{l}_{n}" for l, n, _ in KOPPEN_CLASSES.values()),
         "flag_colors": " ".join(c for _, _, c in KOPPEN_CLASSES.values()),
-        "_FillValue": np.uint8(KOPPEN_NODATA),
+        "missing_value": np.uint8(KOPPEN_NODATA),
     }
