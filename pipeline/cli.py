@@ -58,11 +58,13 @@ def _root(
 
 
 @app.command()
-def info() -> None:
-    """Show package versions, whether a GPU is usable, the backend 'auto' picks and cluster defaults."""
+def info(
+    backend: str = typer.Option("auto", help="backend choice to resolve: auto, cpu or gpu"),
+) -> None:
+    """Show package versions, whether a GPU is usable, the backend a choice resolves to and cluster defaults."""
     from pipeline.info import collect_info
 
-    report = collect_info()
+    report = collect_info(backend)
     table = Table(title=f"terrascale {__version__}", show_header=True)
     table.add_column("item")
     table.add_column("value")

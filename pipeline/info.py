@@ -28,16 +28,20 @@ def package_versions() -> dict[str, str]:
     return out
 
 
-def collect_info() -> dict[str, str]:
-    """Everything ``terrascale info`` prints, as ordered key/value pairs."""
+def collect_info(choice: str = "auto") -> dict[str, str]:
+    """Everything ``terrascale info`` prints, as ordered key/value pairs.
+
+    ``choice`` is resolved like the config's ``backend`` key, so ``gpu`` on a machine without one
+    raises the same :class:`~pipeline.errors.BackendError` a run would.
+    """
     probe = probe_gpu()
-    backend = resolve_backend("auto")
+    backend = resolve_backend(choice)
     plan = plan_cluster(ClusterConfig(), backend)
     info = {
         "python": platform.python_version(),
         "platform": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
         "gpu usable": f"yes: {probe.device_count} x {probe.device_name}" if probe.usable else f"no ({probe.reason})",
-        "backend auto picks": f"{backend.name} (estimators {backend.estimators}, xgboost device {backend.xgboost_device}, torch device {backend.torch_device})",
+        f"backend {choice} resolves to": f"{backend.name} (estimators {backend.estimators}, xgboost device {backend.xgboost_device}, torch device {backend.torch_device})",
         "cluster default": f"{plan.kind}: {plan.n_workers} worker(s) x {plan.threads_per_worker} thread(s), memory limit {plan.memory_limit}",
     }
     info.update({f"package {k}": v for k, v in package_versions().items()})

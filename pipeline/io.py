@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import glob as _glob
+import json
 import os
 import shutil
 import sys
@@ -86,7 +87,7 @@ def open_dataset(path_or_glob: str | Path, *, chunks: dict | str | None = "auto"
         if fmt == "zarr":
             if len(paths) > 1:
                 return xr.open_mfdataset(paths, engine="zarr", chunks=chunks, combine="by_coords")
-            return xr.open_zarr(paths[0], chunks=chunks, consolidated=None)
+            return xr.open_zarr(paths[0], chunks=chunks, consolidated=_is_consolidated(paths[0]))
         if len(paths) > 1:
             return xr.open_mfdataset(paths, chunks=chunks, combine="by_coords", engine="netcdf4")
         return xr.open_dataset(paths[0], chunks=chunks, engine="netcdf4")
@@ -97,6 +98,19 @@ def open_dataset(path_or_glob: str | Path, *, chunks: dict | str | None = "auto"
             f"{path_or_glob} cannot be read as {fmt} ({type(err).__name__}: {err}); the file may be truncated "
             "or corrupt: re-create or re-download it"
         ) from None
+
+
+def _is_consolidated(store: Path) -> bool:
+    # Asking xarray to guess costs a warning and a second metadata read per open.
+    if (store / ".zmetadata").exists():
+        return True
+    meta = store / "zarr.json"
+    if meta.exists():
+        try:
+            return json.loads(meta.read_text()).get("consolidated_metadata") is not None
+        except ValueError:
+            return False
+    return False
 
 
 def provenance_attrs(
@@ -168,7 +182,7 @@ def write(
             out.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
         else:
             _drop_stale_chunk_encoding(out)
-            out.to_zarr(tmp, mode="w", encoding=encoding, consolidated=True, zarr_format=3)
+            out.to_zarr(tmp, mode="w", encoding=encoding, consolidated=False, zarr_format=3)
         _replace(tmp, path)
     except BaseException:
         _remove(tmp)

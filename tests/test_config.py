@@ -1,0 +1,116 @@
+"""Config loading, overrides, sha256 round trip and the messages for bad configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import config_sha256, dump_config, load_config, write_resolved_config
+from pipeline.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "configs" / "demo.yaml"
+
+
+def test_demo_config_validates():
+    cfg = load_config(DEMO)
+    assert cfg.run_name == "demo"
+    assert cfg.data.region == "iberia"
+    assert cfg.data.years == (2011, 2030)
+    assert [m.kind for m in cfg.models][:2] == ["climatology", "xgboost"]
+
+
+def test_every_shipped_config_validates():
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        load_config(path)
+
+
+def test_round_trip_keeps_sha256(tmp_path):
+    cfg = load_config(DEMO)
+    written = write_resolved_config(cfg, tmp_path / "run")
+    again = load_config(written)
+    assert again == cfg
+    assert config_sha256(again) == config_sha256(cfg)
+    assert (tmp_path / "run" / "config.sha256").read_text().strip() == config_sha256(cfg)
+    assert dump_config(again) == dump_config(cfg)
+
+
+def test_sha256_changes_with_a_setting():
+    base = load_config(DEMO)
+    changed = load_config(DEMO, ["seed=43"])
+    assert config_sha256(base) != config_sha256(changed)
+
+
+def test_defaults_and_explicit_defaults_hash_the_same(tmp_path):
+    short = tmp_path / "short.yaml"
+    short.write_text("run_name: x\n")
+    explicit = tmp_path / "explicit.yaml"
+    explicit.write_text("run_name: x\nseed: 0\nbackend: auto\n")
+    assert config_sha256(load_config(short)) == config_sha256(load_config(explicit))
+
+
+def test_overrides_nested_list_and_yaml_values():
+    cfg = load_config(DEMO, ["data.region=europe", "data.years=2001:2010", "models.1.params.max_depth=4",
+                              "grids.targets=[F32, 1deg]", "cluster.n_workers=1"])
+    assert cfg.data.region == "europe"
+    assert cfg.data.years == (2001, 2010)
+    assert cfg.models[1].params["max_depth"] == 4
+    assert cfg.grids.targets == ["F32", "1deg"]
+    assert cfg.cluster.n_workers == 1
+
+
+def test_unknown_key_names_key_section_and_allowed(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"data": {"region": "iberia", "regoin": "x"}}))
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad)
+    msg = str(exc.value)
+    assert "unknown key 'regoin'" in msg and "section 'data'" in msg
+    assert "allowed keys: " in msg and "region" in msg and str(bad) in msg
+
+
+def test_unknown_top_level_key():
+    with pytest.raises(ConfigError, match=r"unknown key 'modles' in top level; allowed keys: .*models"):
+        load_config(DEMO, ["modles=[]"])
+
+
+def test_wrong_type_names_the_path():
+    with pytest.raises(ConfigError, match=r"'training.max_epochs'.*got 'many'"):
+        load_config(DEMO, ["training.max_epochs=many"])
+
+
+def test_every_problem_reported_at_once():
+    with pytest.raises(ConfigError) as exc:
+        load_config(DEMO, ["training.max_epochs=many", "splits.n_folds=1", "backend=tpu"])
+    msg = str(exc.value)
+    assert "max_epochs" in msg and "n_folds" in msg and "backend" in msg
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config("no/such/config.yaml")
+
+
+def test_invalid_yaml(tmp_path):
+    bad = tmp_path / "broken.yaml"
+    bad.write_text("data: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML at line"):
+        load_config(bad)
+
+
+def test_cross_field_checks():
+    with pytest.raises(ConfigError, match="runs backwards"):
+        load_config(DEMO, ["data.years=2020:2001"])
+    with pytest.raises(ConfigError, match="test_fold"):
+        load_config(DEMO, ["splits.test_fold=7"])
+    with pytest.raises(ConfigError, match="needs 'address'"):
+        load_config(DEMO, ["cluster.kind=address"])
+
+
+def test_bad_override_syntax():
+    with pytest.raises(ConfigError, match="has no '='"):
+        load_config(DEMO, ["seed"])
+    with pytest.raises(ConfigError, match="not an index"):
+        load_config(DEMO, ["models.9.name=x"])
