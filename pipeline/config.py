@@ -96,6 +96,45 @@ class FeaturesConfig(Section):
     categorical: list[str] = Field(default_factory=lambda: ["koppen", "igbp"])
     missing: dict[str, MissingPolicy] = Field(default_factory=dict, description="per-column missing-value policy")
     partition_rows: int = Field(2_000_000, gt=0, description="rows per Parquet/dask partition")
+    # added with issue 5 (features stage)
+    mask_variable: str = Field("land_fraction", description="static variable that selects the table's cells")
+    mask_min: float = Field(0.0, description="cells with mask_variable > mask_min become rows")
+    broadcast: dict[str, Literal["parent", "bilinear", "nearest"]] = Field(
+        default_factory=dict,
+        description="per-variable rule for putting a coarse variable on the fine grid; overrides "
+        "coarse_broadcast (and 'parent' for the LULC fractions); 'nearest' (the coarse cell holding "
+        "the fine cell centre) or 'bilinear' are needed when the grids do not nest",
+    )
+    lag_variables: list[str] = Field(
+        default_factory=lambda: ["pr", "tas"], description="climate variables whose previous-months means are features"
+    )
+    accumulate: list[str] = Field(
+        default_factory=lambda: ["pr"], description="climate variables whose previous-months sums are features"
+    )
+    lulc_variable: str | None = Field("lulc_fraction", description="coarse LULC fractions (group, lat, lon); null: none")
+    nodata: dict[str, float] = Field(
+        default_factory=lambda: {"koppen": 0, "igbp": 255},
+        description="no-data code of integer static variables (read as missing)",
+    )
+    missing_default: MissingPolicy = Field(
+        default_factory=lambda: MissingPolicy(action="keep"),
+        description="policy of columns not listed in 'missing' (the target: drop)",
+    )
+
+    @field_validator("lags")
+    @classmethod
+    def _positive_lags(cls, v: list[int]) -> list[int]:
+        if any(x < 1 for x in v):
+            raise ValueError(f"lags must be positive numbers of months, got {v}")
+        return v
+
+    @field_validator("time")
+    @classmethod
+    def _known_time_features(cls, v: list[str]) -> list[str]:
+        bad = [x for x in v if x not in ("month_sin", "month_cos", "year", "month")]
+        if bad:
+            raise ValueError(f"unknown time feature(s) {bad}; choose from month_sin, month_cos, year, month")
+        return v
 
 
 class SplitsConfig(Section):
