@@ -1,0 +1,677 @@
+"""Earth-system-model grids: cell centres, bounds/corners and exact spherical cell areas.
+
+Two grid types cover the grids ESMs use on the land side:
+
+* :class:`RectilinearGrid`: latitude bands x longitude columns, every cell a latitude-longitude
+  box. Regular lat-lon (``1deg``, ``0.25deg``, regional ``0.1deg:-10,35,5,45``, CDO's
+  ``r360x180``) and regular Gaussian ``F<N>`` grids (4N x 2N, first longitude at 0).
+* :class:`ReducedGrid`: Gaussian latitude bands with a different number of equally spaced cells
+  per band: octahedral ``O<N>`` (20 + 4i points in the i-th row from the pole) and classic reduced
+  Gaussian ``N<N>`` from a point list (shipped for N32 ... N640, derived from ecCodes' GRIB
+  samples by ``grids_data/make_pl.py``). ECMWF convention: the first point of every row at 0°E,
+  cells centred on their points.
+
+Internally every grid is stored south to north; cell areas are exact for latitude-longitude
+bounded cells, ``R² Δλ (sin φ2 − sin φ1)``, computed as ``2 cos((φ1+φ2)/2) sin((φ2−φ1)/2)`` so
+that thin polar cells keep full relative precision. Global grids' areas sum to 4πR².
+
+Gaussian latitudes are the roots of the Legendre polynomial P_2N
+(:func:`numpy.polynomial.legendre.leggauss`). Gaussian cell latitude bounds follow CDO by default
+(``gaussian_bounds="midpoints"``: midpoints between neighbouring Gaussian latitudes, ±90° at the
+poles); ``gaussian_bounds="weights"`` instead puts the bounds where the cells' sin-latitude extents
+equal the Gaussian quadrature weights (so a cell's area is exactly its quadrature weight times
+2πR²/nlon, the convention of the IFS spectral transforms).
+
+Grids are written to and read from SCRIP grid files (``grid_center_lat``, ``grid_corner_lat`` ...,
+degrees), which CDO accepts as ``cdo remapcon,grid.nc``; :meth:`Grid.cdo_griddes` writes CDO's text
+grid description for rectilinear grids.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import ConfigError, InputDataError
+
+#: Earth radius (m) used for cell areas in output files (CDO's default PlanetRadius).
+EARTH_RADIUS = 6_371_000.0
+
+#: Named ESM grids: name -> (spec, description).
+NAMED_GRIDS: dict[str, tuple[str, str]] = {
+    "tl63": ("N32", "IFS/EC-Earth TL63 spectral truncation, classic reduced Gaussian N32"),
+    "tl95": ("N48", "IFS TL95, classic reduced Gaussian N48"),
+    "tl159": ("N80", "IFS/EC-Earth TL159, classic reduced Gaussian N80"),
+    "tl255": ("N128", "IFS/EC-Earth TL255 (EC-Earth 3 standard), classic reduced Gaussian N128"),
+    "tl319": ("N160", "IFS TL319 (ERA-Interim), classic reduced Gaussian N160"),
+    "tl511": ("N256", "IFS TL511, classic reduced Gaussian N256"),
+    "tl639": ("N320", "IFS TL639 (ERA5 atmosphere), classic reduced Gaussian N320"),
+    "tco199": ("O200", "IFS TCo199 (EC-Earth 4), octahedral reduced Gaussian O200"),
+    "tco399": ("O400", "IFS TCo399, octahedral reduced Gaussian O400"),
+    "tco1279": ("O1280", "IFS TCo1279 (HRES 9 km), octahedral reduced Gaussian O1280"),
+    "r360x180": ("r360x180", "CDO's global 1° grid (cell centres at 0°, 1°, ... 359°E)"),
+    "1deg": ("1deg", "regular 1° lat-lon, cell edges on whole degrees, -180..180"),
+    "0.5deg": ("0.5deg", "regular 0.5° lat-lon"),
+    "0.25deg": ("0.25deg", "regular 0.25° lat-lon"),
+}
+
+_PL_FILE = Path(__file__).with_name("grids_data") / "reduced_gg_pl.json"
+
+
+# ----------------------------------------------------------------------------------------------
+# elementary geometry
+# ----------------------------------------------------------------------------------------------
+
+
+def sin_lat_diff(lat0, lat1):
+    """sin φ1 − sin φ0 (degrees in) without cancellation: 2 cos((φ0+φ1)/2) sin((φ1−φ0)/2)."""
+    lat0 = np.radians(np.asarray(lat0, dtype=np.float64))
+    lat1 = np.radians(np.asarray(lat1, dtype=np.float64))
+    return 2.0 * np.cos(0.5 * (lat0 + lat1)) * np.sin(0.5 * (lat1 - lat0))
+
+
+def gaussian_latitudes(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The 2N Gaussian latitudes (degrees, ascending) and quadrature weights (summing to 2)."""
+    if n < 1:
+        raise ConfigError(f"Gaussian grid number N must be >= 1, got {n}")
+    x, w = np.polynomial.legendre.leggauss(2 * n)
+    return np.degrees(np.arcsin(x)), w
+
+
+def gaussian_lat_bounds(n: int, convention: str = "midpoints") -> np.ndarray:
+    """2N+1 latitude bounds (degrees, ascending) of Gaussian cells.
+
+    ``midpoints`` (CDO): halfway between neighbouring Gaussian latitudes, ±90° at the ends.
+    ``weights``: sin-latitude bounds at the cumulative sums of the Gaussian weights.
+    """
+    lat, w = gaussian_latitudes(n)
+    if convention == "midpoints":
+        edges = np.empty(2 * n + 1)
+        edges[0], edges[-1] = -90.0, 90.0
+        edges[1:-1] = 0.5 * (lat[1:] + lat[:-1])
+        return edges
+    if convention == "weights":
+        half = np.cumsum(w[:n])  # symmetric: build the southern half and mirror it
+        s = np.concatenate([[-1.0], -1.0 + half[:-1], [0.0]])
+        south = np.degrees(np.arcsin(np.clip(s, -1.0, 1.0)))
+        return np.concatenate([south, -south[-2::-1]])
+    raise ConfigError(f"unknown Gaussian bounds convention {convention!r}; use 'midpoints' (CDO) or 'weights'")
+
+
+def _regular_edges(lo: float, hi: float, res: float, what: str) -> np.ndarray:
+    n = (hi - lo) / res
+    nr = int(round(n))
+    if nr < 1 or abs(n - nr) > 1e-6 * max(1.0, n):
+        raise ConfigError(f"the {what} range {lo}..{hi} is not a whole number of {res}° cells")
+    return np.linspace(lo, hi, nr + 1)
+
+
+# ----------------------------------------------------------------------------------------------
+# grid types
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Grid:
+    """Common interface; see :class:`RectilinearGrid` and :class:`ReducedGrid`."""
+
+    name: str
+
+    # rows (latitude bands), south to north: every grid is a stack of bands, each split into
+    # equal-or-not longitude intervals. This "row structure" is what the weights use.
+    @property
+    def lat_bounds(self) -> np.ndarray:  # (nrows + 1,)
+        raise NotImplementedError
+
+    def row_lon_bounds(self, row: int) -> np.ndarray:
+        """Longitude bounds (ncols_row + 1, ascending, degrees) of the cells of one row."""
+        raise NotImplementedError
+
+    @property
+    def nrows(self) -> int:
+        return self.lat_bounds.size - 1
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        raise NotImplementedError
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def is_global(self) -> bool:
+        lb = self.lat_bounds
+        if abs(lb[0] + 90) > 1e-9 or abs(lb[-1] - 90) > 1e-9:
+            return False
+        return all(abs(np.ptp(self.row_lon_bounds(r)) - 360.0) < 1e-9 for r in range(self.nrows))
+
+    def boxes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Flat (size,) arrays lat0, lat1, lon0, lon1 of every cell, in the grid's flat order."""
+        raise NotImplementedError
+
+    def centers(self) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def cell_areas(self, radius: float = EARTH_RADIUS) -> np.ndarray:
+        """Exact spherical areas of the cells, shaped like the grid (m² by default)."""
+        lat0, lat1, lon0, lon1 = self.boxes()
+        a = np.radians(lon1 - lon0) * sin_lat_diff(lat0, lat1) * radius**2
+        return a.reshape(self.shape)
+
+    def corners(self) -> tuple[np.ndarray, np.ndarray]:
+        """Corner lat, lon, shape (size, 4), counter-clockwise from the south-west corner."""
+        lat0, lat1, lon0, lon1 = self.boxes()
+        return np.stack([lat0, lat0, lat1, lat1], -1), np.stack([lon0, lon1, lon1, lon0], -1)
+
+    def describe(self) -> str:
+        if isinstance(self, ReducedGrid):
+            return f"{self.name} ({self.kind}, {self.nrows} rows, {self.size} cells)"
+        ny, nx = self.shape
+        return f"{self.name} ({getattr(self, 'kind', 'grid')}, {ny} x {nx} = {self.size} cells)"
+
+    # ------------------------------------------------------------------ files
+    def to_scrip(self, path, *, radius: float = EARTH_RADIUS) -> Path:
+        """Write a SCRIP grid file (degrees, corners counter-clockwise) that CDO reads."""
+        import xarray as xr
+
+        from pipeline.io import write
+
+        clat, clon = self.centers()
+        klat, klon = self.corners()
+        dims = list(self.shape[::-1])  # SCRIP/Fortran order: [nlon, nlat]
+        ds = xr.Dataset(
+            {
+                "grid_dims": ("grid_rank", np.asarray(dims, dtype=np.int32)),
+                "grid_center_lat": ("grid_size", clat.ravel(), {"units": "degrees"}),
+                "grid_center_lon": ("grid_size", clon.ravel(), {"units": "degrees"}),
+                "grid_imask": ("grid_size", np.ones(self.size, dtype=np.int32)),
+                "grid_corner_lat": (("grid_size", "grid_corners"), klat, {"units": "degrees"}),
+                "grid_corner_lon": (("grid_size", "grid_corners"), klon, {"units": "degrees"}),
+                "grid_area": ("grid_size", self.cell_areas(1.0).ravel(), {"units": "radians^2"}),
+            },
+            attrs={"title": self.name, "Conventions": "SCRIP", "source": "terrascale pipeline.grids"},
+        )
+        path = Path(path)
+        write(ds, path, history=f"terrascale grid {self.name}")
+        return path
+
+    def cf_coords(self) -> dict:
+        """Coordinates (with CF bounds) for an xarray object on this grid."""
+        raise NotImplementedError
+
+    @property
+    def dims(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+
+@dataclass(eq=False)
+class RectilinearGrid(Grid):
+    """Latitude bands x longitude columns; bounds ascending (degrees)."""
+
+    lat_edges: np.ndarray = field(default=None)
+    lon_edges: np.ndarray = field(default=None)
+    lat: np.ndarray | None = None  # centres (default: midpoints of the bounds)
+    lon: np.ndarray | None = None
+    kind: str = "lonlat"  # lonlat | gaussian
+
+    def __post_init__(self):
+        self.lat_edges = np.asarray(self.lat_edges, dtype=np.float64)
+        self.lon_edges = np.asarray(self.lon_edges, dtype=np.float64)
+        for nm, e in (("latitude", self.lat_edges), ("longitude", self.lon_edges)):
+            if e.ndim != 1 or e.size < 2 or np.any(np.diff(e) <= 0):
+                raise InputDataError(f"grid {self.name}: {nm} bounds must increase strictly (got {e[:4]}...)")
+        if self.lat_edges[0] < -90 - 1e-9 or self.lat_edges[-1] > 90 + 1e-9:
+            raise InputDataError(f"grid {self.name}: latitude bounds outside [-90, 90]")
+        if np.ptp(self.lon_edges) > 360 + 1e-9:
+            raise InputDataError(f"grid {self.name}: longitudes span more than 360°")
+        self.lat_edges = np.clip(self.lat_edges, -90.0, 90.0)
+        if self.lat is None:
+            self.lat = 0.5 * (self.lat_edges[1:] + self.lat_edges[:-1])
+        if self.lon is None:
+            self.lon = 0.5 * (self.lon_edges[1:] + self.lon_edges[:-1])
+        self.lat = np.asarray(self.lat, dtype=np.float64)
+        self.lon = np.asarray(self.lon, dtype=np.float64)
+
+    @property
+    def lat_bounds(self):
+        return self.lat_edges
+
+    def row_lon_bounds(self, row):
+        return self.lon_edges
+
+    @property
+    def shape(self):
+        return (self.lat_edges.size - 1, self.lon_edges.size - 1)
+
+    @property
+    def dims(self):
+        return ("lat", "lon")
+
+    def boxes(self):
+        ny, nx = self.shape
+        lat0 = np.repeat(self.lat_edges[:-1], nx)
+        lat1 = np.repeat(self.lat_edges[1:], nx)
+        lon0 = np.tile(self.lon_edges[:-1], ny)
+        lon1 = np.tile(self.lon_edges[1:], ny)
+        return lat0, lat1, lon0, lon1
+
+    def centers(self):
+        lon, lat = np.meshgrid(self.lon, self.lat)
+        return lat, lon
+
+    def cf_coords(self):
+        lat_b = np.stack([self.lat_edges[:-1], self.lat_edges[1:]], -1)
+        lon_b = np.stack([self.lon_edges[:-1], self.lon_edges[1:]], -1)
+        return {
+            "lat": ("lat", self.lat, {"standard_name": "latitude", "units": "degrees_north",
+                                      "long_name": "latitude", "axis": "Y", "bounds": "lat_bnds"}),
+            "lon": ("lon", self.lon, {"standard_name": "longitude", "units": "degrees_east",
+                                      "long_name": "longitude", "axis": "X", "bounds": "lon_bnds"}),
+            "lat_bnds": (("lat", "bnds"), lat_b),
+            "lon_bnds": (("lon", "bnds"), lon_b),
+        }
+
+    def cdo_griddes(self) -> str:
+        """CDO text grid description (``cdo remapcon,grid.txt``) with explicit bounds."""
+        ny, nx = self.shape
+        fmt = lambda a: "\n  ".join(" ".join(f"{v:.15g}" for v in a[i:i + 6]) for i in range(0, a.size, 6))  # noqa: E731
+        if self.kind == "gaussian":
+            return (f"gridtype = gaussian\nxsize = {nx}\nysize = {ny}\nnp = {ny // 2}\n"
+                    f"xfirst = {self.lon[0]:.15g}\nxinc = {self.lon[1] - self.lon[0]:.15g}\n"
+                    f"yvals = {fmt(self.lat[::-1])}\n")
+        xb = np.stack([self.lon_edges[:-1], self.lon_edges[1:]], -1).ravel()
+        yb = np.stack([self.lat_edges[:-1], self.lat_edges[1:]], -1).ravel()
+        return (f"gridtype = lonlat\nxsize = {nx}\nysize = {ny}\nxvals = {fmt(self.lon)}\n"
+                f"xbounds = {fmt(xb)}\nyvals = {fmt(self.lat)}\nybounds = {fmt(yb)}\n")
+
+
+@dataclass(eq=False)
+class ReducedGrid(Grid):
+    """Gaussian bands (south to north) with ``pl[i]`` equal cells per band; first point at ``lon0``."""
+
+    lat_edges: np.ndarray = field(default=None)
+    pl: np.ndarray = field(default=None)
+    lat: np.ndarray | None = None
+    lon0: float = 0.0
+    kind: str = "reduced_gaussian"  # reduced_gaussian | octahedral
+
+    def __post_init__(self):
+        self.lat_edges = np.asarray(self.lat_edges, dtype=np.float64)
+        self.pl = np.asarray(self.pl, dtype=np.int64)
+        if self.pl.ndim != 1 or self.pl.size != self.lat_edges.size - 1 or np.any(self.pl < 1):
+            raise InputDataError(f"grid {self.name}: need one positive point count per latitude row "
+                                 f"({self.lat_edges.size - 1} rows, got {self.pl.size} counts)")
+        if np.any(np.diff(self.lat_edges) <= 0):
+            raise InputDataError(f"grid {self.name}: latitude bounds must increase strictly")
+        if self.lat is None:
+            self.lat = 0.5 * (self.lat_edges[1:] + self.lat_edges[:-1])
+        self.offsets = np.concatenate([[0], np.cumsum(self.pl)])
+
+    @property
+    def lat_bounds(self):
+        return self.lat_edges
+
+    def row_lon_bounds(self, row):
+        n = int(self.pl[row])
+        return self.lon0 + (np.arange(n + 1) - 0.5) * (360.0 / n)
+
+    @property
+    def shape(self):
+        return (int(self.offsets[-1]),)
+
+    @property
+    def dims(self):
+        return ("cell",)
+
+    def boxes(self):
+        rows = np.repeat(np.arange(self.nrows), self.pl)
+        j = np.arange(self.size) - self.offsets[rows]
+        d = 360.0 / self.pl[rows]
+        lon0 = self.lon0 + (j - 0.5) * d
+        return self.lat_edges[rows], self.lat_edges[rows + 1], lon0, lon0 + d
+
+    def centers(self):
+        rows = np.repeat(np.arange(self.nrows), self.pl)
+        j = np.arange(self.size) - self.offsets[rows]
+        return self.lat[rows], self.lon0 + j * (360.0 / self.pl[rows])
+
+    def cf_coords(self):
+        lat, lon = self.centers()
+        klat, klon = self.corners()
+        return {
+            "lat": ("cell", lat, {"standard_name": "latitude", "units": "degrees_north",
+                                  "long_name": "latitude", "bounds": "lat_bnds"}),
+            "lon": ("cell", lon, {"standard_name": "longitude", "units": "degrees_east",
+                                  "long_name": "longitude", "bounds": "lon_bnds"}),
+            "lat_bnds": (("cell", "nv"), klat),
+            "lon_bnds": (("cell", "nv"), klon),
+        }
+
+
+# ----------------------------------------------------------------------------------------------
+# constructors
+# ----------------------------------------------------------------------------------------------
+
+
+def regular(res: float, region: tuple[float, float, float, float] | None = None, *,
+            res_lat: float | None = None, name: str | None = None) -> RectilinearGrid:
+    """Regular lat-lon grid with cell edges on multiples of ``res`` (global: -180..180, -90..90)."""
+    res_lat = res if res_lat is None else res_lat
+    if res <= 0 or res_lat <= 0:
+        raise ConfigError(f"grid resolution must be positive, got {res}")
+    lon_min, lat_min, lon_max, lat_max = region if region is not None else (-180.0, -90.0, 180.0, 90.0)
+    if not (lon_min < lon_max and lat_min < lat_max and -90 <= lat_min and lat_max <= 90):
+        raise ConfigError(f"bad region {region}: expected lon_min,lat_min,lon_max,lat_max with min < max")
+    return RectilinearGrid(
+        name=name or (f"{res:g}deg" if region is None else f"{res:g}deg:{lon_min:g},{lat_min:g},{lon_max:g},{lat_max:g}"),
+        lat_edges=_regular_edges(lat_min, lat_max, res_lat, "latitude"),
+        lon_edges=_regular_edges(lon_min, lon_max, res, "longitude"),
+    )
+
+
+def regular_gaussian(n: int, *, gaussian_bounds: str = "midpoints") -> RectilinearGrid:
+    """Regular Gaussian grid F<N>: 4N longitudes from 0°E, 2N Gaussian latitudes."""
+    lat, _ = gaussian_latitudes(n)
+    nx = 4 * n
+    d = 360.0 / nx
+    return RectilinearGrid(name=f"F{n}", lat_edges=gaussian_lat_bounds(n, gaussian_bounds),
+                           lon_edges=(np.arange(nx + 1) - 0.5) * d, lat=lat, lon=np.arange(nx) * d,
+                           kind="gaussian")
+
+
+@lru_cache(maxsize=None)
+def _shipped_pl() -> dict:
+    return json.loads(_PL_FILE.read_text())
+
+
+def shipped_point_lists() -> list[str]:
+    return sorted(_shipped_pl(), key=lambda k: int(k[1:]))
+
+
+def reduced_gaussian(n: int | None = None, pl=None, *, gaussian_bounds: str = "midpoints",
+                     name: str | None = None) -> ReducedGrid:
+    """Classic reduced Gaussian grid N<N> from a shipped point list, or from ``pl`` (2N counts, N→S)."""
+    if pl is None:
+        key = f"N{n}"
+        if key not in _shipped_pl():
+            raise ConfigError(f"no shipped point list for {key}; shipped: {', '.join(shipped_point_lists())}; "
+                              "pass the 2N points per row (north to south) as pl=")
+        pl = _shipped_pl()[key]["pl"]
+    pl = np.asarray(pl, dtype=np.int64)
+    if pl.size % 2:
+        raise ConfigError(f"a reduced Gaussian point list needs 2N rows, got {pl.size}")
+    n = pl.size // 2
+    lat, _ = gaussian_latitudes(n)
+    return ReducedGrid(name=name or f"N{n}", lat_edges=gaussian_lat_bounds(n, gaussian_bounds),
+                       pl=pl[::-1].copy(), lat=lat)
+
+
+def octahedral(n: int, *, gaussian_bounds: str = "midpoints") -> ReducedGrid:
+    """Octahedral reduced Gaussian grid O<N>: 20 + 4i points in row i (i = 0 at the pole)."""
+    half = 20 + 4 * np.arange(n)
+    pl = np.concatenate([half, half[::-1]])
+    lat, _ = gaussian_latitudes(n)
+    return ReducedGrid(name=f"O{n}", lat_edges=gaussian_lat_bounds(n, gaussian_bounds), pl=pl, lat=lat,
+                       kind="octahedral")
+
+
+_SPEC_RE = re.compile(r"^(?P<res>\d*\.?\d+)(?:x(?P<res2>\d*\.?\d+))?deg(?::(?P<region>[-\d.,\s]+))?$")
+
+
+def parse_grid(spec: str | Grid, *, gaussian_bounds: str = "midpoints") -> Grid:
+    """A grid from a spec string: ``1deg``, ``0.25deg``, ``0.5deg:-10,35,5,45`` (lon_min,lat_min,
+    lon_max,lat_max), ``1x0.5deg`` (lon x lat), ``r360x180``, ``F128``, ``O96``, ``N128``, named
+    ESM grids (``tl255``; see :data:`NAMED_GRIDS`) and ``file:path.nc`` (a SCRIP grid file)."""
+    if isinstance(spec, Grid):
+        return spec
+    s = str(spec).strip()
+    if s.lower().startswith("file:"):
+        return read_scrip_grid(s[5:])
+    low = s.lower()
+    if low in NAMED_GRIDS and NAMED_GRIDS[low][0].lower() != low:
+        g = parse_grid(NAMED_GRIDS[low][0], gaussian_bounds=gaussian_bounds)
+        g.name = low
+        return g
+    m = _SPEC_RE.match(low)
+    if m:
+        res = float(m["res"])
+        res_lat = float(m["res2"]) if m["res2"] else None
+        region = None
+        if m["region"]:
+            try:
+                region = tuple(float(v) for v in m["region"].split(","))
+            except ValueError:
+                region = ()
+            if len(region) != 4:
+                raise ConfigError(f"grid spec {s!r}: the region must be lon_min,lat_min,lon_max,lat_max")
+        return regular(res, region, res_lat=res_lat)
+    m = re.match(r"^r(\d+)x(\d+)$", low)
+    if m:  # CDO's global grids: cell centres at 0, dx, 2dx ... and -90+dy/2 ...
+        nx, ny = int(m[1]), int(m[2])
+        dx, dy = 360.0 / nx, 180.0 / ny
+        return RectilinearGrid(name=low, lat_edges=np.linspace(-90, 90, ny + 1),
+                               lon_edges=(np.arange(nx + 1) - 0.5) * dx)
+    m = re.match(r"^([fno])(\d+)$", low)
+    if m:
+        n = int(m[2])
+        if m[1] == "f":
+            return regular_gaussian(n, gaussian_bounds=gaussian_bounds)
+        if m[1] == "o":
+            return octahedral(n, gaussian_bounds=gaussian_bounds)
+        return reduced_gaussian(n, gaussian_bounds=gaussian_bounds)
+    if Path(s).suffix in (".nc", ".nc4") and Path(s).exists():
+        return read_scrip_grid(s)
+    raise ConfigError(
+        f"unknown grid spec {s!r}; use e.g. 1deg, 0.25deg, 0.5deg:lon0,lat0,lon1,lat1, r360x180, F128, O96, "
+        f"N128, file:grid.nc or a named grid ({', '.join(k for k in NAMED_GRIDS if k.startswith('t'))})"
+    )
+
+
+def list_grids() -> list[dict]:
+    """The named grids and shipped point lists with their sizes (for ``terrascale grids``)."""
+    rows = []
+    for name, (spec, desc) in NAMED_GRIDS.items():
+        g = parse_grid(spec)
+        rows.append({"name": name, "spec": spec, "cells": g.size, "rows": g.nrows, "description": desc})
+    for key in shipped_point_lists():
+        if not any(r["spec"] == key for r in rows):
+            g = reduced_gaussian(int(key[1:]))
+            rows.append({"name": key.lower(), "spec": key, "cells": g.size, "rows": g.nrows,
+                         "description": "classic reduced Gaussian (shipped ecCodes point list)"})
+    return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# grids of data arrays and of SCRIP files
+# ----------------------------------------------------------------------------------------------
+
+
+def _edges_from_centres(c: np.ndarray) -> np.ndarray:
+    if c.size == 1:
+        raise InputDataError("a single cell along an axis has no inferable bounds; add CF bounds")
+    mid = 0.5 * (c[1:] + c[:-1])
+    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+
+
+@dataclass
+class SourceAxes:
+    """How a data array's lat/lon axes map onto an ascending :class:`RectilinearGrid`.
+
+    ``row_index[k]`` is the physical row of the array holding grid row k (flipped for descending
+    latitude); ``col_index`` likewise for longitudes that wrap inside the array (e.g. 0..360 data
+    rotated). The weights use physical indices, so the data are never copied or reordered.
+    """
+
+    grid: RectilinearGrid
+    lat_dim: str
+    lon_dim: str
+    row_index: np.ndarray
+    col_index: np.ndarray
+
+
+def source_axes(da, *, name: str = "input") -> SourceAxes:
+    """Infer the source grid of a lat/lon data array (any orientation, 0..360 or -180..180)."""
+    lat_dim = lon_dim = None
+    for d in da.dims:
+        c = da[d] if d in da.coords else None
+        attrs = c.attrs if c is not None else {}
+        low = str(d).lower()
+        if attrs.get("standard_name") == "latitude" or attrs.get("axis") == "Y" or low in ("lat", "latitude", "y", "rlat", "nav_lat"):
+            lat_dim = d
+        elif attrs.get("standard_name") == "longitude" or attrs.get("axis") == "X" or low in ("lon", "longitude", "x", "rlon", "nav_lon"):
+            lon_dim = d
+    if lat_dim is None or lon_dim is None or lat_dim not in da.coords or lon_dim not in da.coords:
+        raise InputDataError(f"{name}: variable {da.name!r} needs latitude and longitude dimension coordinates "
+                             f"(dims are {tuple(da.dims)}); name them lat/lon or set standard_name")
+    lat = np.asarray(da[lat_dim].values, dtype=np.float64)
+    lon = np.asarray(da[lon_dim].values, dtype=np.float64)
+
+    def bounds_of(dim, centres):
+        bname = da[dim].attrs.get("bounds")
+        if bname and bname in da.coords:
+            b = np.asarray(da.coords[bname].values, dtype=np.float64)
+            if b.shape == (centres.size, 2):
+                return b
+        return None
+
+    # latitude: ascending order of rows
+    if lat.size > 1 and np.all(np.diff(lat) < 0):
+        row_index = np.arange(lat.size)[::-1]
+    elif lat.size == 1 or np.all(np.diff(lat) > 0):
+        row_index = np.arange(lat.size)
+    else:
+        raise InputDataError(f"{name}: latitudes of {da.name!r} are not monotonic; sort them (ds.sortby('{lat_dim}'))")
+    lat_s = lat[row_index]
+    b = bounds_of(lat_dim, lat)
+    if b is not None:
+        b = np.sort(b[row_index], axis=1)
+        lat_edges = np.concatenate([b[:, 0], b[-1:, 1]])
+    else:
+        lat_edges = np.clip(_edges_from_centres(lat_s), -90.0, 90.0)
+
+    # longitude: unwrap a rotated axis (e.g. 180..359, 0..179) into one ascending run
+    lon_u = lon.copy()
+    if lon_u.size > 1 and np.any(np.diff(lon_u) <= 0):
+        k = np.flatnonzero(np.diff(lon_u) < 0)
+        if k.size == 1 and np.all(np.diff(lon_u[:k[0] + 1]) > 0) and np.all(np.diff(lon_u[k[0] + 1:]) > 0):
+            lon_u[k[0] + 1:] += 360.0
+        elif np.all(np.diff(lon_u) < 0):
+            raise InputDataError(f"{name}: longitudes of {da.name!r} decrease; sort them (ds.sortby('{lon_dim}'))")
+        else:
+            raise InputDataError(f"{name}: longitudes of {da.name!r} are not monotonic; sort them")
+    col_index = np.arange(lon.size)
+    b = bounds_of(lon_dim, lon)
+    if b is not None:
+        b = np.sort(b, axis=1)
+        b = b + (lon_u - lon)[:, None]
+        lon_edges = np.concatenate([b[:, 0], b[-1:, 1]])
+    else:
+        lon_edges = _edges_from_centres(lon_u)
+    span = lon_edges[-1] - lon_edges[0]
+    if span > 360 + 1e-6:
+        raise InputDataError(f"{name}: longitudes of {da.name!r} span {span:.6g}° > 360° (duplicate wrap column?)")
+    if abs(span - 360) < 1e-6 * 360:
+        lon_edges[-1] = lon_edges[0] + 360.0
+    grid = RectilinearGrid(name=f"{name}:{da.name}", lat_edges=lat_edges, lon_edges=lon_edges, lat=lat_s, lon=lon_u)
+    return SourceAxes(grid=grid, lat_dim=lat_dim, lon_dim=lon_dim, row_index=row_index, col_index=col_index)
+
+
+def _as_degrees(var) -> np.ndarray:
+    v = np.asarray(var.values, dtype=np.float64)
+    if str(var.attrs.get("units", "degrees")).lower().startswith("rad"):
+        v = np.degrees(v)
+    return v
+
+
+def read_scrip_grid(path) -> Grid:
+    """Read a SCRIP grid file whose cells are latitude-longitude boxes (rectilinear or reduced rows).
+
+    Rows may run north to south in the file; the returned grid runs south to north (outputs on it
+    are written south to north).
+    """
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise InputDataError(f"grid file {path} does not exist")
+    try:
+        ds = xr.open_dataset(path, decode_times=False)
+    except Exception as err:  # noqa: BLE001
+        raise InputDataError(f"grid file {path} cannot be opened as NetCDF: {err}") from None
+    with ds:
+        need = ("grid_dims", "grid_center_lat", "grid_center_lon", "grid_corner_lat", "grid_corner_lon")
+        missing = [v for v in need if v not in ds]
+        if missing:
+            raise InputDataError(f"grid file {path} is not a SCRIP grid file with corners: missing {', '.join(missing)}")
+        dims = [int(v) for v in np.asarray(ds["grid_dims"].values).ravel()]
+        arrays = [_as_degrees(ds[v]) for v in need[1:]]
+        title = str(ds.attrs.get("title", path.stem))
+    grid, _ = grid_from_scrip(dims, *arrays, name=title if title != path.stem else f"file:{path}", source=f"grid file {path}")
+    return grid
+
+
+def grid_from_scrip(dims, clat, clon, klat, klon, *, name: str, source: str) -> tuple[Grid, np.ndarray]:
+    """Build a grid from SCRIP arrays (degrees). Returns ``(grid, perm)``: ``perm[k]`` is the file's
+    flat index of the grid's cell k (the grid runs south to north, the file may not)."""
+    clat, clon = np.asarray(clat, np.float64).ravel(), np.asarray(clon, np.float64).ravel()
+    klat, klon = np.asarray(klat, np.float64), np.asarray(klon, np.float64)
+    fix = (f"{source}: cells are not latitude-longitude boxes in rows; terrascale computes weights only for such "
+           "grids; make weights with `cdo gencon,<grid> in.nc w.nc` and pass --weights w.nc")
+    if klat.ndim != 2 or klat.shape[1] != 4:
+        raise InputDataError(fix)
+    k_sorted = np.sort(klat, axis=1)
+    if not (np.allclose(k_sorted[:, 0], k_sorted[:, 1], atol=1e-7) and np.allclose(k_sorted[:, 2], k_sorted[:, 3], atol=1e-7)):
+        raise InputDataError(fix)
+    lat0, lat1 = k_sorted[:, 0], k_sorted[:, 3]
+    kl = clon[:, None] + ((klon - clon[:, None] + 180.0) % 360.0 - 180.0)  # unwrap around the centre
+    lon0, lon1 = kl.min(1), kl.max(1)
+    if len(dims) == 2:
+        nx, ny = dims
+        if nx * ny != clat.size:
+            raise InputDataError(f"{source}: grid_dims {dims} do not match grid_size {clat.size}")
+        la0, la1 = lat0.reshape(ny, nx), lat1.reshape(ny, nx)
+        lo0, lo1 = lon0.reshape(ny, nx), lon1.reshape(ny, nx)
+        # columns may be written in [0, 360) or [-180, 180): make them one ascending run
+        base = lo0[0, 0]
+        shift = np.where(lo0[0] < base - 1e-9, 360.0, 0.0)
+        lo0, lo1 = lo0 + shift, lo1 + shift
+        if not (np.allclose(la0, la0[:, :1], atol=1e-7) and np.allclose(lo0, lo0[:1, :], atol=1e-7)
+                and np.allclose(lo1, lo1[:1, :], atol=1e-7)):
+            raise InputDataError(fix)
+        perm = np.arange(ny * nx).reshape(ny, nx)
+        if ny > 1 and la0[0, 0] > la0[-1, 0]:
+            la0, la1, perm = la0[::-1], la1[::-1], perm[::-1]
+        lat_edges = np.concatenate([la0[:, 0], [la1[-1, 0]]])
+        lon_edges = np.concatenate([lo0[0], [lo1[0, -1]]])
+        lon_edges = np.where(np.abs(lon_edges - np.round(lon_edges, 9)) < 1e-9, np.round(lon_edges, 9), lon_edges)
+        grid = RectilinearGrid(name=name, lat_edges=lat_edges, lon_edges=lon_edges,
+                               lat=clat[perm[:, 0]], lon=clon.reshape(ny, nx)[0] + shift)
+        return grid, perm.ravel()
+    # rank 1: consecutive cells sharing a latitude band form a row (reduced Gaussian-like grids)
+    brk = np.flatnonzero(~np.isclose(lat0[1:], lat0[:-1], atol=1e-9)) + 1
+    starts = np.concatenate([[0], brk])
+    pl = np.diff(np.concatenate([starts, [lat0.size]]))
+    if starts.size > 1 and lat0[starts[0]] > lat0[starts[-1]]:
+        order = np.arange(starts.size)[::-1]
+    else:
+        order = np.arange(starts.size)
+    starts, pl = starts[order], pl[order]
+    perm = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, pl)])
+    band0, band1 = lat0[starts], lat1[starts]
+    order_ok = bool(np.all(np.diff(band0) > 0)) and np.allclose(band1[:-1], band0[1:], atol=1e-7)
+    first = clon[starts]
+    widths_ok = np.allclose((lon1 - lon0)[perm], np.repeat(360.0 / pl, pl), atol=1e-6)
+    spacing_ok = np.allclose(((clon[perm] - np.repeat(first, pl)) % 360.0),
+                             (np.arange(perm.size) - np.repeat(np.concatenate([[0], np.cumsum(pl)[:-1]]), pl))
+                             * np.repeat(360.0 / pl, pl), atol=1e-6)
+    if not (order_ok and widths_ok and spacing_ok and np.allclose(first, first[0], atol=1e-7)):
+        raise InputDataError(fix)
+    lat_edges = np.concatenate([band0, [band1[-1]]])
+    grid = ReducedGrid(name=name, lat_edges=lat_edges, pl=pl, lat=clat[starts], lon0=float(first[0]))
+    return grid, perm
