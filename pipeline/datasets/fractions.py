@@ -124,7 +124,7 @@ def lulc_fractions_2019(region: "str" = "iberia", res: float = 0.25, table: Clas
                 "standard_name": "cell_area"}),
         },
         coords={**coords,
-                "group": ("group", list(table.groups), {"long_name": "ESM land-cover group"}),
+                "group": ("group", np.array(table.groups, dtype=object), {"long_name": "ESM land-cover group"}),
                 "igbp_class": ("igbp_class", np.arange(N_IGBP, dtype=np.uint8),
                                {"long_name": "IGBP class value",
                                 "flag_meanings": " ".join(table.frame["short_name"])})},

@@ -1,0 +1,32 @@
+"""Embedded sample data: real rasters from registry packages and a semi-synthetic generator.
+
+Real (read from the installed packages, never copied): MODIS MCD12C1 2019 IGBP land cover at
+0.05°, Köppen-Geiger main climate classes at 1 km (Beck et al. 2018), the GLOBE 1 km land mask.
+Synthetic (deterministic from a seed, labelled ``synthetic = "yes"``): monthly climate drivers,
+land-use trajectories and monthly LAI for 1950-2020 and scenarios to 2100; the equations are in
+:mod:`pipeline.datasets.synthetic`.
+"""
+
+from pipeline.datasets.classes import ClassTable, load_class_table, load_pft_crosswalk
+from pipeline.datasets.demo import write_demo_stores
+from pipeline.datasets.fractions import class_area_fractions, lulc_fractions_2019
+from pipeline.datasets.loaders import koppen_majority, land_fraction, load_igbp, load_koppen, load_land_mask
+from pipeline.datasets.regions import REGIONS, Region, parse_years, resolve_region
+from pipeline.datasets.sources import SOURCES, DataSource
+from pipeline.datasets.static import distance_to_coast, static_fields
+from pipeline.datasets.synthetic import (
+    SCENARIOS,
+    coarse_predictors,
+    generate_climate,
+    generate_lai,
+    generate_lulc,
+    global_warming,
+)
+
+__all__ = [
+    "ClassTable", "DataSource", "REGIONS", "Region", "SCENARIOS", "SOURCES",
+    "class_area_fractions", "coarse_predictors", "distance_to_coast", "generate_climate",
+    "generate_lai", "generate_lulc", "global_warming", "koppen_majority", "land_fraction",
+    "load_class_table", "load_igbp", "load_koppen", "load_land_mask", "load_pft_crosswalk",
+    "lulc_fractions_2019", "parse_years", "resolve_region", "static_fields", "write_demo_stores",
+]
