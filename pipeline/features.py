@@ -678,3 +678,941 @@ def unflatten(
     if index is not None:
         return arrays[names[0]]
     return xr.Dataset(arrays)
+
+
+# ----------------------------------------------------------------------------------------------
+# coarse → fine broadcasting
+
+_NEIGHBOURS = (("nw", 1, -1), ("n", 1, 0), ("ne", 1, 1), ("w", 0, -1), ("e", 0, 1),
+               ("sw", -1, -1), ("s", -1, 0), ("se", -1, 1))
+
+
+def _axis_edges(ds, name: str) -> np.ndarray:
+    """Cell edges of a coordinate: from ``<name>_bnds``/``bounds`` when present, else midpoints."""
+    c = np.asarray(ds[name].values, np.float64)
+    bname = ds[name].attrs.get("bounds", f"{name}_bnds")
+    if bname in ds.variables and ds[bname].ndim == 2 and ds[bname].shape[0] == c.size:
+        b = np.asarray(ds[bname].values, np.float64)
+        return np.concatenate([b[:, 0], b[-1:, 1]])
+    if c.size == 1:
+        raise InputDataError(f"coordinate '{name}' has a single value and no '{name}_bnds'; add bounds")
+    mid = 0.5 * (c[1:] + c[:-1])
+    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+
+
+def _nests(fine_edges: np.ndarray, coarse_edges: np.ndarray) -> float | None:
+    """None when every coarse edge inside the fine domain is a fine edge; else the first offender."""
+    tol = 1e-3 * float(np.min(np.diff(fine_edges)))
+    inside = coarse_edges[(coarse_edges > fine_edges[0] + tol) & (coarse_edges < fine_edges[-1] - tol)]
+    if inside.size == 0:
+        return None
+    j = np.clip(np.searchsorted(fine_edges, inside), 1, fine_edges.size - 1)
+    d = np.minimum(np.abs(fine_edges[j] - inside), np.abs(fine_edges[j - 1] - inside))
+    bad = inside[d > tol]
+    return float(bad[0]) if bad.size else None
+
+
+@dataclass
+class Broadcast:
+    """Puts fields of one coarse grid onto the valid fine cells.
+
+    ``idx`` (k, nvalid) are flat indices into the coarse (lat, lon) field, ``ncoarse`` pointing
+    at an appended NaN (outside the coarse grid); ``w`` (k, nvalid) are bilinear weights.
+    """
+
+    method: str
+    idx: np.ndarray
+    w: np.ndarray | None
+    ncoarse: int
+    labels: tuple[str, ...] = ("",)
+
+    def apply(self, block, xp=np):
+        """(nt, ny_c, nx_c) coarse block → (k, nt, nvalid) (parent/nearest: one per label)."""
+        nt = block.shape[0]
+        flat = block.reshape(nt, self.ncoarse)
+        flat = xp.concatenate([flat, xp.full((nt, 1), xp.nan, dtype=flat.dtype)], axis=1)
+        idx = xp.asarray(self.idx)
+        g = flat[:, idx]  # (nt, k, nvalid)
+        if self.w is None:
+            return xp.moveaxis(g, 1, 0)
+        w = xp.asarray(self.w)[None]
+        ok = ~xp.isnan(g)
+        num = xp.where(ok, g, 0).astype(xp.float64) * w
+        den = (w * ok).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = num.sum(axis=1) / den
+        out = xp.where(den > 0, out, xp.nan).astype(block.dtype if block.dtype.kind == "f" else xp.float32)
+        return out[None]
+
+
+def make_broadcast(index: CellIndex, coarse: xr.Dataset, method: str, *, var: str, store: str,
+                   neighbours: bool = False) -> Broadcast:
+    """Index maps from the valid fine cells of ``index`` to the grid of ``coarse``.
+
+    ``parent`` needs the grids to nest (every coarse cell edge is a fine cell edge); otherwise an
+    :class:`InputDataError` asks for a rule (``nearest`` or ``bilinear``) in ``features.broadcast``.
+    """
+    clat, clon = _grid_coords(coarse, store)
+    ey, ex = _axis_edges(coarse, "lat"), _axis_edges(coarse, "lon")
+    global_lon = abs((ex[-1] - ex[0]) - 360.0) < 1e-6
+    fy, fx = index.lat_lon()
+    ny, nx = clat.size, clon.size
+    if method == "parent":
+        fine_ds = xr.Dataset(coords={"lat": index.lat, "lon": index.lon})
+        for axis, fe, ce in (("lat", _axis_edges(fine_ds, "lat"), ey), ("lon", _axis_edges(fine_ds, "lon"), ex)):
+            bad = _nests(fe, ce)
+            if bad is not None:
+                raise InputDataError(
+                    f"'{var}' in {store} is on a grid whose cells do not nest the fine grid: its cell edge at "
+                    f"{axis} {bad:g} cuts through fine cells, so a fine cell has no single parent; declare a "
+                    f"broadcast rule for it in the config: features.broadcast.{var}: nearest (the coarse cell "
+                    f"holding the fine cell centre) or bilinear"
+                )
+    if method in ("parent", "nearest"):
+        jy = np.searchsorted(ey, fy, side="right") - 1
+        jx = np.searchsorted(ex, fx, side="right") - 1
+        if global_lon:
+            jx = np.mod(np.searchsorted(ex, (fx - ex[0]) % 360.0 + ex[0], side="right") - 1, nx)
+        out = (jy < 0) | (jy >= ny) | (jx < 0) | (jx >= nx)
+        if out.any():
+            raise InputDataError(
+                f"{int(out.sum())} fine cells lie outside the grid of '{var}' in {store} (lat {ey[0]:g}..{ey[-1]:g}, "
+                f"lon {ex[0]:g}..{ex[-1]:g}); give {store} a domain that covers the fine grid"
+            )
+        offsets = [("", 0, 0)] + (list(_NEIGHBOURS) if neighbours else [])
+        idx = np.empty((len(offsets), fy.size), np.int32 if ny * nx < 2**31 - 1 else np.int64)
+        for k, (_, dy, dx) in enumerate(offsets):
+            yy, xx = jy + dy, jx + dx
+            if global_lon:
+                xx = np.mod(xx, nx)
+            bad = (yy < 0) | (yy >= ny) | (xx < 0) | (xx >= nx)
+            idx[k] = np.where(bad, ny * nx, yy * nx + xx)
+        return Broadcast(method, idx, None, ny * nx, tuple(o[0] for o in offsets))
+    if method != "bilinear":
+        raise ConfigError(f"unknown broadcast rule '{method}' for '{var}'; use parent, nearest or bilinear")
+    if fy.min() < ey[0] - 1e-9 or fy.max() > ey[-1] + 1e-9 or (not global_lon and (fx.min() < ex[0] - 1e-9 or fx.max() > ex[-1] + 1e-9)):
+        raise InputDataError(
+            f"fine cells lie outside the grid of '{var}' in {store} (lat {ey[0]:g}..{ey[-1]:g}, lon {ex[0]:g}..{ex[-1]:g}); "
+            f"give {store} a domain that covers the fine grid"
+        )
+
+    def axis_weights(c, x, wrap):
+        if wrap:
+            c_ext = np.concatenate([[c[-1] - 360.0], c, [c[0] + 360.0]])
+            ids = np.concatenate([[c.size - 1], np.arange(c.size), [0]])
+            xw = (x - c[0]) % 360.0 + c[0]
+            xw = np.where(xw > c_ext[-1], xw - 360.0, xw)
+        else:
+            c_ext, ids, xw = c, np.arange(c.size), x
+        if c_ext.size == 1:
+            return ids[np.zeros(x.size, int)], ids[np.zeros(x.size, int)], np.zeros(x.size)
+        j = np.clip(np.searchsorted(c_ext, xw, side="right") - 1, 0, c_ext.size - 2)
+        t = np.clip((xw - c_ext[j]) / (c_ext[j + 1] - c_ext[j]), 0.0, 1.0)
+        return ids[j], ids[j + 1], t
+
+    y0, y1, ty = axis_weights(clat, fy, False)
+    x0, x1, tx = axis_weights(clon, fx, global_lon)
+    idx = np.stack([y0 * nx + x0, y0 * nx + x1, y1 * nx + x0, y1 * nx + x1]).astype(np.int32)
+    w = np.stack([(1 - ty) * (1 - tx), (1 - ty) * tx, ty * (1 - tx), ty * tx]).astype(np.float32)
+    return Broadcast("bilinear", idx, w, ny * nx)
+
+
+# ----------------------------------------------------------------------------------------------
+# the feature table
+
+#: File names of the input stores inside ``data.root`` (or ``<run_dir>/inputs`` for the demo).
+STORE_FILES = {"static": "static.zarr", "lulc": "lulc_coarse.zarr", "climate": "climate.zarr", "target": "lai.zarr"}
+
+
+def find_stores(root: str | Path) -> dict[str, Path]:
+    """Paths of the four input stores in ``root``; :class:`InputDataError` naming what is missing."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputDataError(f"data.root {root} is not a directory; point data.root at the directory with the input stores")
+    paths = {k: root / f for k, f in STORE_FILES.items()}
+    missing = [p.name for p in paths.values() if not p.exists()]
+    if missing:
+        have = sorted(p.name for p in root.iterdir()) or ["nothing"]
+        raise InputDataError(
+            f"{root} lacks {', '.join(missing)} (it holds: {', '.join(have)}); write the stores with "
+            f"data.source: demo or point data.root at prepared stores named {', '.join(STORE_FILES.values())}"
+        )
+    return paths
+
+
+def open_stores(paths: Mapping[str, Path]) -> dict[str, xr.Dataset]:
+    """Open the input stores lazily with their own on-disk chunks."""
+    from pipeline.io import open_dataset
+
+    return {k: open_dataset(p, chunks={}) for k, p in paths.items()}
+
+
+def _sanitize(name: str) -> str:
+    s = "".join(ch if ch.isalnum() else "_" for ch in str(name).strip().lower()).strip("_")
+    return s or "group"
+
+
+def _month_keys(times: np.ndarray) -> np.ndarray:
+    t = pd.DatetimeIndex(times)
+    return (t.year * 12 + t.month - 1).to_numpy(np.int64)
+
+
+@dataclass
+class _Coarse:
+    column: str
+    var: str
+    kind: str  # value | mean | sum
+    window: int
+    bc: Broadcast
+
+
+class FeatureBuilder:
+    """Builds the training table from the input stores, one partition at a time.
+
+    Rows: (scenario, time, valid cell) in the order of the module docstring, for the target's
+    scenarios in ``scenarios`` and times within ``years``, on the cells where the static
+    ``features.mask_variable`` exceeds ``features.mask_min``.
+
+    Parameters
+    ----------
+    stores
+        ``{"static", "lulc", "climate", "target"}`` → dataset (lazy is best). ``lulc`` and
+        ``climate`` are optional when no feature needs them.
+    features, splits
+        The ``features:`` and ``splits:`` config sections (``splits=None``: no split columns).
+    target
+        Target variable in ``stores["target"]`` (``lai``; ``lai_obs`` has no scenario dim, its
+        drivers then come from the first scenario).
+    scenarios, years
+        Scenarios (in this order) and first/last year of the rows.
+    seed
+        Seed of the spatial fold assignment.
+    backend
+        CPU (pandas) or GPU (cudf) backend.
+    paths
+        Store paths (for messages, and for the GPU's direct Zarr → CuPy reads).
+    """
+
+    def __init__(self, stores: Mapping[str, xr.Dataset], features, splits=None, *, target: str = "lai",
+                 scenarios: Sequence[str] | None = None, years: tuple[int, int] | None = None, seed: int = 0,
+                 backend=None, paths: Mapping[str, Path] | None = None):
+        self.be = get_backend(backend)
+        self.features, self.splits_cfg, self.seed = features, splits, seed
+        self.paths = {k: Path(v) for k, v in (paths or {}).items()}
+        self.names = {k: (self.paths[k].name if k in self.paths else STORE_FILES.get(k, k)) for k in STORE_FILES}
+        for k in ("static", "target"):
+            if k not in stores:
+                raise InputDataError(f"the {STORE_FILES[k]} store is needed to build features")
+        self.stores = dict(stores)
+        tds = self.stores["target"]
+        if target not in tds.data_vars:
+            raise InputDataError(
+                f"target '{target}' is not in {self.names['target']}; it holds: {', '.join(map(str, tds.data_vars))}; "
+                "set data.target to one of them"
+            )
+        self.target = target
+        self.tda = tds[target]
+        lat, lon = _grid_coords(tds, self.names["target"])
+        self._check_same_grid(self.stores["static"], lat, lon)
+        static = self.stores["static"]
+        if features.mask_variable not in static.data_vars:
+            raise InputDataError(
+                f"mask variable '{features.mask_variable}' is not in {self.names['static']}; it holds: "
+                f"{', '.join(map(str, static.data_vars))}; set features.mask_variable"
+            )
+        mvals = np.asarray(static[features.mask_variable].transpose(*SPATIAL_DIMS).values, np.float64)
+        self.index = make_cell_index(
+            lat, lon, np.nan_to_num(mvals, nan=-np.inf) > features.mask_min,
+            source=f"mask {features.mask_variable} > {features.mask_min:g} of {self.names['static']}",
+        )
+        self._setup_scenarios(scenarios)
+        self._setup_times(years)
+        self._setup_static()
+        self._setup_coarse()
+        self._setup_lulc()
+        self._setup_splits()
+        step = max(1, int(features.partition_rows) // self.index.nvalid)
+        self.parts = [(s, a, min(a + step, self.nt)) for s in range(len(self.scenarios)) for a in range(0, self.nt, step)]
+
+    # -- set-up ------------------------------------------------------------------------------
+
+    def _check_same_grid(self, ds, lat, lon):
+        slat, slon = _grid_coords(ds, self.names["static"])
+        if slat.shape != lat.shape or slon.shape != lon.shape or not (np.allclose(slat, lat) and np.allclose(slon, lon)):
+            raise InputDataError(
+                f"{self.names['static']} ({slat.size}x{slon.size}) and {self.names['target']} ({lat.size}x{lon.size}) "
+                "are not on the same fine grid; regrid the static predictors to the target's grid"
+            )
+
+    def _setup_scenarios(self, scenarios):
+        self.has_scenario = "scenario" in self.tda.dims
+        wanted = list(scenarios) if scenarios else None
+        if self.has_scenario:
+            have = [str(s) for s in self.tda["scenario"].values]
+            wanted = wanted or have
+            missing = [s for s in wanted if s not in have]
+            if missing:
+                raise InputDataError(
+                    f"scenario(s) {', '.join(missing)} not in {self.names['target']}; it has: {', '.join(have)}; fix data.scenarios"
+                )
+            self.scenarios = wanted
+        else:
+            self.scenarios = [None]
+        self.driver_scenario = wanted[0] if wanted else None
+
+    def _setup_times(self, years):
+        if "time" not in self.tda.dims:
+            raise InputDataError(f"target '{self.target}' in {self.names['target']} has no time dimension (dims {self.tda.dims})")
+        t = time_values(self.tda["time"].values)
+        sel = np.ones(t.size, bool)
+        if years is not None:
+            yr = pd.DatetimeIndex(t).year.to_numpy()
+            sel = (yr >= years[0]) & (yr <= years[1])
+        idx = np.flatnonzero(sel)
+        if idx.size == 0:
+            have = pd.DatetimeIndex(t).year
+            raise InputDataError(
+                f"no time step of '{self.target}' in {self.names['target']} falls in data.years {years[0]}:{years[1]} "
+                f"(it covers {have.min()}-{have.max()}); fix data.years"
+            )
+        if not np.all(np.diff(t[idx]) > np.timedelta64(0, "ns")):
+            raise InputDataError(f"the time axis of {self.names['target']} is not ascending; harmonise the store")
+        self.t0 = int(idx[0])
+        self.nt = int(idx.size)
+        self.times = t[idx]
+        self.years = pd.DatetimeIndex(self.times).year.to_numpy().astype(np.int16)
+        self.months = pd.DatetimeIndex(self.times).month.to_numpy().astype(np.int8)
+
+    def _nodata(self, name, da):
+        if name in self.features.nodata:
+            return self.features.nodata[name]
+        for key in ("missing_value", "_FillValue"):
+            if key in da.attrs:
+                return np.asarray(da.attrs[key]).ravel()[0]
+            if key in da.encoding:
+                return np.asarray(da.encoding[key]).ravel()[0]
+        return None
+
+    def _setup_static(self):
+        static = self.stores["static"]
+        self.static_cols: dict[str, tuple[np.ndarray, Any]] = {}
+        available = [str(v) for v in static.data_vars] + ["lat", "lon"]
+        la, lo = self.index.lat_lon()
+        for name in self.features.static:
+            if name in ("lat", "lon"):
+                self.static_cols[name] = ((la if name == "lat" else lo).astype(np.float32), None)
+                continue
+            if name not in static.data_vars:
+                raise InputDataError(
+                    f"static predictor '{name}' is not in {self.names['static']}; it holds: {', '.join(available)}; "
+                    "fix features.static"
+                )
+            da = static[name]
+            if set(da.dims) != set(SPATIAL_DIMS):
+                raise InputDataError(f"static predictor '{name}' in {self.names['static']} has dims {da.dims}, not (lat, lon)")
+            vals = self.index.gather(np.asarray(da.transpose(*SPATIAL_DIMS).values))[0]
+            if name in self.features.categorical:
+                nodata = self._nodata(name, da)
+                flags = da.attrs.get("flag_values")
+                cats = np.asarray(flags).ravel() if flags is not None else categories_of(vals, nodata)
+                cats = np.sort(cats[cats != nodata] if nodata is not None else cats)
+                if cats.dtype.kind == "f" and np.all(cats == np.round(cats)):
+                    cats = cats.astype(np.int64)
+                v = vals.astype(np.float64) if vals.dtype.kind == "f" else vals
+                self.static_cols[name] = (_codes(v, cats), cats)
+            else:
+                self.static_cols[name] = (vals.astype(np.float32) if vals.dtype.kind in "fiu" else vals, None)
+
+    def _driver(self, store_key: str, var: str, what: str):
+        if store_key not in self.stores:
+            raise InputDataError(f"{what} '{var}' needs the {STORE_FILES[store_key]} store")
+        ds = self.stores[store_key]
+        if var not in ds.data_vars:
+            raise InputDataError(
+                f"{what} '{var}' is not in {self.names[store_key]}; it holds: {', '.join(map(str, ds.data_vars))}"
+            )
+        return ds[var]
+
+    def _setup_coarse(self):
+        f = self.features
+        self.coarse: list[_Coarse] = []
+        self._bcache: dict = {}
+        wanted = [(v, "value", 0) for v in f.coarse]
+        wanted += [(v, "mean", L) for v in f.lag_variables for L in f.lags]
+        wanted += [(v, "sum", L) for v in f.accumulate for L in f.lags]
+        self.climate_index = None
+        for var, kind, L in wanted:
+            da = self._driver("climate", var, "predictor" if kind == "value" else "lagged driver")
+            rule = f.broadcast.get(var, f.coarse_broadcast)
+            bc = self._broadcast("climate", rule, var)
+            col = var if kind == "value" else f"{var}_{kind}{L}m"
+            self.coarse.append(_Coarse(col, var, kind, L, bc))
+            if self.climate_index is None:
+                self._setup_climate_time(da)
+        self.max_lag = max((c.window for c in self.coarse), default=0)
+
+    def _setup_climate_time(self, da):
+        if "time" not in da.dims:
+            raise InputDataError(f"'{da.name}' in {self.names['climate']} has no time dimension")
+        keys = _month_keys(time_values(da["time"].values))
+        want = _month_keys(self.times)
+        pos = pd.Index(keys).get_indexer(want)
+        if (pos < 0).any():
+            t = pd.DatetimeIndex(time_values(da["time"].values))
+            miss = pd.DatetimeIndex(self.times[pos < 0])
+            raise InputDataError(
+                f"{self.names['climate']} covers {t.min():%Y-%m}..{t.max():%Y-%m} but the target needs "
+                f"{miss.min():%Y-%m}..{miss.max():%Y-%m}; extend the climate store or narrow data.years"
+            )
+        if any(c.window for c in self.coarse) and keys.size > 1 and not np.all(np.diff(keys) == 1):
+            raise InputDataError(f"the time axis of {self.names['climate']} is not monthly without gaps, which lagged means need")
+        self.climate_index = pos.astype(np.int64)
+
+    def _broadcast(self, store_key, rule, var, neighbours=False):
+        key = (store_key, rule, neighbours)
+        if key not in self._bcache:
+            self._bcache[key] = make_broadcast(self.index, self.stores[store_key], rule, var=var,
+                                               store=self.names[store_key], neighbours=neighbours)
+        return self._bcache[key]
+
+    def _setup_lulc(self):
+        f = self.features
+        self.lulc = None
+        if not f.lulc_variable:
+            return
+        da = self._driver("lulc", f.lulc_variable, "LULC variable")
+        if "group" not in da.dims:
+            raise InputDataError(f"'{f.lulc_variable}' in {self.names['lulc']} has no 'group' dimension (dims {da.dims})")
+        rule = f.broadcast.get(f.lulc_variable, "parent")
+        if rule == "bilinear":
+            raise ConfigError(f"features.broadcast.{f.lulc_variable}: use parent or nearest for LULC fractions, not bilinear")
+        bc = self._broadcast("lulc", rule, f.lulc_variable, neighbours=f.lulc_neighbourhood)
+        groups = [_sanitize(g) for g in (da["group"].values if "group" in da.coords else range(da.sizes["group"]))]
+        years = pd.DatetimeIndex(time_values(da["time"].values)).year.to_numpy() if "time" in da.dims else None
+        if years is not None:
+            pos = pd.Index(years).get_indexer(self.years.astype(np.int64))
+            if (pos < 0).any():
+                raise InputDataError(
+                    f"{self.names['lulc']} has years {years.min()}-{years.max()} but the target needs "
+                    f"{int(self.years[pos < 0].min())}-{int(self.years[pos < 0].max())}; extend it or narrow data.years"
+                )
+        else:
+            pos = None
+        cols = [f"lulc_{g}" + (f"_{lab}" if lab else "") for lab in bc.labels for g in groups]
+        self.lulc = dict(da=da, bc=bc, groups=groups, pos=pos, columns=cols)
+
+    def _setup_splits(self):
+        from pipeline.splits import make_cell_split
+
+        self.cell_split = None
+        s = self.splits_cfg
+        if s is None:
+            return
+        self.cell_split = make_cell_split(
+            self.index.lat, self.index.lon, self.index.mask, kind=s.kind, block_size_deg=s.block_size_deg,
+            n_folds=s.n_folds, test_fold=s.test_fold, buffer_deg=s.buffer_deg,
+            test_years=tuple(s.test_years) if s.test_years else None, seed=self.seed,
+        )
+
+    # -- schema ------------------------------------------------------------------------------
+
+    @property
+    def npartitions(self) -> int:
+        return len(self.parts)
+
+    @property
+    def nrows(self) -> int:
+        return len(self.scenarios) * self.nt * self.index.nvalid
+
+    def categorical_columns(self) -> dict[str, list]:
+        """Categorical columns and their categories."""
+        out = {}
+        if self.has_scenario:
+            out["scenario"] = list(self.scenarios)
+        for n, (_, cats) in self.static_cols.items():
+            if cats is not None:
+                out[n] = cats.tolist()
+        if self.cell_split is not None:
+            from pipeline.splits import SPLIT_LABELS
+
+            out["split"] = list(SPLIT_LABELS)
+        return out
+
+    def meta(self):
+        """An empty frame with the table's columns and dtypes (the dask ``meta``)."""
+        return self.partition(0, _empty=True)
+
+    # -- partitions --------------------------------------------------------------------------
+
+    def _sel(self, da, scenario):
+        if "scenario" in da.dims:
+            name = scenario if scenario is not None else self.driver_scenario
+            if name is None:
+                return da.isel(scenario=0)
+            have = [str(s) for s in da["scenario"].values]
+            if name not in have:
+                raise InputDataError(f"scenario '{name}' is not in the store of '{da.name}' (it has {', '.join(have)})")
+            return da.isel(scenario=have.index(name))
+        return da
+
+    def _read_target(self, s: int, a: int, b: int):
+        """Target block (nt, nlat, nlon) on the backend's device."""
+        xp = self.be.xp
+        da = self._sel(self.tda, self.scenarios[s]).isel(time=slice(self.t0 + a, self.t0 + b))
+        da = da.transpose("time", *SPATIAL_DIMS)
+        if self.be.is_gpu and "target" in self.paths and self.paths["target"].suffix == ".zarr":
+            return read_zarr_block_gpu(self.paths["target"], self.tda, self._target_key(s, a, b), xp)
+        return xp.asarray(np.asarray(da.values))
+
+    def _target_key(self, s, a, b):
+        key = []
+        for d in self.tda.dims:
+            if d == "scenario":
+                have = [str(x) for x in self.tda["scenario"].values]
+                key.append(slice(have.index(self.scenarios[s]), have.index(self.scenarios[s]) + 1))
+            elif d == "time":
+                key.append(slice(self.t0 + a, self.t0 + b))
+            else:
+                key.append(slice(None))
+        dims = [d for d in self.tda.dims]
+        return tuple(key), dims
+
+    def _coarse_block(self, c: _Coarse, scenario, ci: np.ndarray) -> np.ndarray:
+        da = self._sel(self.stores["climate"][c.var], scenario).transpose("time", *SPATIAL_DIMS)
+        if c.kind == "value":
+            lo, hi = int(ci.min()), int(ci.max()) + 1
+            blk = np.asarray(da.isel(time=slice(lo, hi)).values)
+            return blk[ci - lo]
+        L = c.window
+        lo, hi = max(0, int(ci.min()) - L), int(ci.max())
+        blk = np.asarray(da.isel(time=slice(lo, hi)).values, np.float64)  # months lo .. max-1
+        ok = np.isfinite(blk)
+        cs = np.zeros((blk.shape[0] + 1,) + blk.shape[1:])
+        cn = np.zeros(cs.shape, np.int64)
+        np.cumsum(np.where(ok, blk, 0.0), axis=0, out=cs[1:])
+        np.cumsum(ok, axis=0, out=cn[1:])
+        end = ci - lo
+        start = end - L
+        valid = ci - L >= 0
+        start_c = np.clip(start, 0, None)
+        tot = cs[end] - cs[start_c]
+        cnt = cn[end] - cn[start_c]
+        full = (cnt == L) & valid[:, None, None]
+        val = tot / L if c.kind == "mean" else tot
+        return np.where(full, val, np.nan).astype(np.float32)
+
+    def partition(self, i: int, _empty: bool = False):
+        """Partition ``i`` of the table as a pandas (CPU) or cudf (GPU) frame."""
+        xp, xdf = self.be.xp, self.be.xdf
+        s, a, b = self.parts[i]
+        if _empty:
+            b = a + 1
+        scen = self.scenarios[s]
+        nt, nv = b - a, self.index.nvalid
+        full = (nt, nv)
+
+        def rep(v_step):  # one value per time step → rows
+            return xp.broadcast_to(xp.asarray(v_step).reshape(nt, 1), full).reshape(-1)
+
+        def tile(v_cell):  # one value per cell → rows
+            return xp.broadcast_to(xp.asarray(v_cell).reshape(1, nv), full).reshape(-1)
+
+        cols: dict[str, Any] = {}
+        if self.has_scenario:
+            cols["scenario"] = make_categorical(xp.full(nt * nv, s, dtype=xp.int16), list(self.scenarios), xdf, xp)
+        tv = self.times[a:b]
+        cols["time"] = _datetime_column(rep(tv if xp is np else tv.view(np.int64)), xdf, xp)
+        cells = tile(self.index.cells.astype(self.index.cell_dtype))
+        cols[CELL] = cells
+        cols[self.target] = self.index.gather(self._read_target(s, a, b), xp).reshape(-1)
+        for n, (vals, cats) in self.static_cols.items():
+            cols[n] = make_categorical(tile(vals), cats.tolist(), xdf, xp) if cats is not None else tile(vals)
+        months = self.months[a:b].astype(np.float64)
+        for name in self.features.time:
+            if name == "month_sin":
+                cols[name] = rep(np.sin(2 * np.pi * (months - 1) / 12).astype(np.float32))
+            elif name == "month_cos":
+                cols[name] = rep(np.cos(2 * np.pi * (months - 1) / 12).astype(np.float32))
+            elif name == "year":
+                cols[name] = rep(self.years[a:b])
+            elif name == "month":
+                cols[name] = rep(self.months[a:b])
+        if self.coarse:
+            ci = self.climate_index[a:b]
+            for c in self.coarse:
+                blk = xp.asarray(self._coarse_block(c, scen, ci).astype(np.float32, copy=False))
+                cols[c.column] = c.bc.apply(blk, xp)[0].reshape(-1)
+        if self.lulc is not None:
+            L = self.lulc
+            da = self._sel(L["da"], scen)
+            da = da.transpose(*([d for d in ("time",) if d in da.dims]), "group", *SPATIAL_DIMS)
+            if L["pos"] is not None:
+                pos = L["pos"][a:b]
+                uniq, inv = np.unique(pos, return_inverse=True)
+                blk = np.asarray(da.isel(time=xr.DataArray(uniq, dims="time")).values)[inv]
+            else:
+                blk = np.broadcast_to(np.asarray(da.values)[None], (nt,) + tuple(da.shape))
+            blk = xp.asarray(blk.astype(np.float32, copy=False))
+            ng = blk.shape[1]
+            for g in range(ng):
+                out = L["bc"].apply(blk[:, g], xp)  # (k, nt, nv)
+                for k, lab in enumerate(L["bc"].labels):
+                    cols[f"lulc_{L['groups'][g]}" + (f"_{lab}" if lab else "")] = out[k].reshape(-1)
+            # keep the documented column order: all groups of one neighbour together
+            order = L["columns"]
+            for name in order:
+                cols[name] = cols.pop(name)
+        if self.cell_split is not None:
+            from pipeline.splits import SPLIT_LABELS
+
+            fold, split = self.cell_split.row_codes(cells, rep(self.years[a:b]), xp)
+            cols["fold"] = fold
+            cols["split"] = make_categorical(split, list(SPLIT_LABELS), xdf, xp)
+        df = _frame(cols, xdf)
+        return df.iloc[:0] if _empty else df
+
+    # -- whole tables --------------------------------------------------------------------------
+
+    def iter_partitions(self) -> Iterator:
+        """Partitions in row order (one at a time; nothing else is held)."""
+        for i in range(self.npartitions):
+            yield self.partition(i)
+
+    def to_frame(self):
+        """The whole table in memory (small tables; use :meth:`to_dask` for large ones)."""
+        parts = list(self.iter_partitions())
+        if len(parts) == 1:
+            return parts[0]
+        return self.be.xdf.concat(parts, ignore_index=True)
+
+    def to_dask(self):
+        """The table as a dask DataFrame, one partition per :meth:`partition` call."""
+        import dask.dataframe as dd
+
+        return dd.from_map(_BuilderPartition(self), list(range(self.npartitions)), meta=self.meta(),
+                           enforce_metadata=False)
+
+    def grid_like(self) -> xr.Dataset:
+        """A template for :func:`unflatten`: the fine grid and the table's outer coordinates."""
+        coords = {"time": self.times, "lat": self.index.lat, "lon": self.index.lon}
+        if self.has_scenario:
+            coords = {"scenario": list(self.scenarios), **coords}
+        return xr.Dataset(coords=coords)
+
+
+class _BuilderPartition:
+    """Picklable partition function of :meth:`FeatureBuilder.to_dask`."""
+
+    def __init__(self, builder):
+        self.builder = builder
+
+    def __call__(self, i: int):
+        return self.builder.partition(i)
+
+
+def read_zarr_block_gpu(store_path: Path, da: xr.DataArray, key_dims, xp):
+    """Read a block of a Zarr array straight into device memory (CuPy), decoded like xarray.
+
+    Uses ``zarr.config.enable_gpu()`` so zarr returns CuPy arrays, with KvikIO's ``GDSStore``
+    (GPUDirect Storage, POSIX fallback) when KvikIO is installed, else zarr's ``LocalStore``.
+    The result is transposed to (time, lat, lon) on the device.
+    """
+    import zarr
+
+    key, dims = key_dims
+    try:
+        from kvikio.zarr import GDSStore
+
+        store = GDSStore(root=str(store_path))
+    except ImportError:
+        store = zarr.storage.LocalStore(str(store_path), read_only=True)
+    with zarr.config.enable_gpu():
+        arr = zarr.open_array(store=store, path=str(da.name), mode="r")
+        block = xp.asarray(arr[key])
+    enc = da.encoding
+    fill = enc.get("_FillValue", da.attrs.get("_FillValue"))
+    block = block.astype(xp.float32 if block.dtype.itemsize <= 4 else xp.float64, copy=False)
+    if fill is not None and not (isinstance(fill, float) and math.isnan(fill)):
+        block = xp.where(block == fill, xp.nan, block)
+    if "scale_factor" in enc or "add_offset" in enc:
+        block = block * enc.get("scale_factor", 1.0) + enc.get("add_offset", 0.0)
+    order = [dims.index(d) for d in dims if d not in ("time", "lat", "lon")] + [dims.index(d) for d in ("time", "lat", "lon")]
+    block = xp.transpose(block, order)
+    return xp.ascontiguousarray(block.reshape(block.shape[-3:]))
+
+
+# ----------------------------------------------------------------------------------------------
+# missing values
+
+#: Columns that are never filled or dropped.
+_STRUCTURAL = {"scenario", "time", CELL, "fold", "split"}
+
+
+def missing_policies(columns: Sequence[str], features, target: str | None = None, categorical: Iterable[str] = ()) -> dict[str, dict]:
+    """The policy of every value column: ``features.missing[col]``, the target ``drop``, else the default.
+
+    Raises :class:`ConfigError` for a policy naming a column the table does not have, or a
+    ``mean`` policy on a categorical column.
+    """
+    cols = [c for c in columns if c not in _STRUCTURAL]
+    unknown = [c for c in features.missing if c not in cols]
+    if unknown:
+        raise ConfigError(
+            f"features.missing names column(s) {', '.join(unknown)} that the table does not have; its columns are: {', '.join(cols)}"
+        )
+    cats = set(categorical)
+    out = {}
+    for c in cols:
+        if c in features.missing:
+            pol = features.missing[c]
+        elif c == target:
+            pol = type(features.missing_default)(action="drop")
+        else:
+            pol = features.missing_default
+        if pol.action == "mean" and c in cats:
+            raise ConfigError(f"features.missing.{c}: 'mean' is not defined for the categorical column '{c}'; use drop, constant or keep")
+        out[c] = {"action": pol.action, "value": pol.value}
+    return out
+
+
+def _frames(source) -> Iterator:
+    if hasattr(source, "npartitions") and hasattr(source, "partitions"):
+        for i in range(source.npartitions):
+            yield source.partitions[i].compute()
+    elif hasattr(source, "columns"):
+        yield source
+    else:
+        yield from source
+
+
+def fit_missing(source, policies: Mapping[str, dict]) -> dict:
+    """Resolve ``mean`` policies to numbers: the mean over the training rows.
+
+    ``source`` is a frame, a dask frame or an iterable of frames (read one at a time). Training
+    rows are those with ``split == "train"`` when the table has a split column, else all rows.
+    Returns the record (``{"columns": {col: {"action", "value"}}}``) that a model stores with
+    itself and :func:`apply_missing` applies.
+    """
+    record = {"columns": {c: dict(p) for c, p in policies.items()}, "mean_over": "all rows"}
+    means = [c for c, p in policies.items() if p["action"] == "mean"]
+    if means:
+        sums = dict.fromkeys(means, 0.0)
+        counts = dict.fromkeys(means, 0)
+        for df in _frames(source):
+            rows = df
+            if "split" in df.columns:
+                rows = df[df["split"] == "train"]
+                record["mean_over"] = "training rows (split == 'train')"
+            for c in means:
+                col = rows[c]
+                sums[c] += float(col.sum())
+                counts[c] += int(col.count())
+        for c in means:
+            if counts[c] == 0:
+                raise InputDataError(f"column '{c}' has no value in the training rows, so its mean (features.missing.{c}: mean) is undefined")
+            record["columns"][c]["value"] = sums[c] / counts[c]
+    return record
+
+
+def apply_missing(df, record: Mapping):
+    """Apply a missing-value record to one frame; returns ``(frame, {col: n_missing})``.
+
+    ``drop`` removes rows with a missing value in that column, ``constant``/``mean`` fill with
+    the recorded value, ``keep`` leaves NaN (for models that accept it). The index is reset.
+    """
+    counts = {}
+    drop = None
+    fills = {}
+    for c, p in record["columns"].items():
+        if c not in df.columns:
+            continue
+        na = df[c].isna()
+        n = int(na.sum())
+        counts[c] = n
+        if not n:
+            continue
+        if p["action"] == "drop":
+            drop = na if drop is None else (drop | na)
+        elif p["action"] in ("constant", "mean"):
+            fills[c] = p["value"]
+    if fills:
+        df = df.copy(deep=False) if hasattr(df, "copy") else df
+        for c, v in fills.items():
+            col = df[c]
+            if str(col.dtype) == "category" and v not in list(col.cat.categories.to_numpy() if hasattr(col.cat.categories, "to_numpy") else col.cat.categories):
+                raise ConfigError(f"features.missing.{c}: value {v!r} is not a category of '{c}' ({list(col.cat.categories)})")
+            df[c] = col.fillna(v)
+    if drop is not None:
+        df = df[~drop].reset_index(drop=True)
+    return df, counts
+
+
+# ----------------------------------------------------------------------------------------------
+# the Parquet table on disk
+
+META_FILE = "features.json"
+
+
+def write_feature_table(builder: FeatureBuilder, out_dir: str | Path, *, progress=None) -> dict:
+    """Write the table as Parquet partitions into ``out_dir`` atomically (temp dir + rename).
+
+    Files ``part-00000.parquet``, … hold the partitions in row order (after the missing-value
+    policy); ``features.json`` holds the schema, categories, missing-value record, split
+    summary, the grid and the row-order contract. Nothing is left under ``out_dir`` if writing
+    fails. Returns the metadata dict.
+    """
+    from pipeline.splits import SplitSummary
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    meta0 = builder.meta()
+    cats = builder.categorical_columns()
+    policies = missing_policies(list(meta0.columns), builder.features, builder.target, cats)
+    needs_fit = any(p["action"] == "mean" for p in policies.values())
+    record = fit_missing(builder.iter_partitions(), policies) if needs_fit else fit_missing([], policies)
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp.mkdir()
+    summary = SplitSummary(builder.index.lat, builder.index.lon) if builder.cell_split is not None else None
+    nmiss = dict.fromkeys(policies, 0)
+    rows = mem = 0
+    files = []
+    try:
+        for i in range(builder.npartitions):
+            part, counts = apply_missing(builder.partition(i), record)
+            for c, n in counts.items():
+                nmiss[c] += n
+            if summary is not None:
+                summary.add(part)
+            name = f"part-{i:05d}.parquet"
+            part.to_parquet(tmp / name, index=False)
+            files.append(name)
+            rows += len(part)
+            mem += int(part.memory_usage(deep=True).sum())
+            if progress is not None:
+                progress(i + 1, builder.npartitions)
+            del part
+        for c in record["columns"]:
+            record["columns"][c]["n_missing"] = nmiss[c]
+        meta = {
+            "version": _FEATURE_TABLE_VERSION,
+            "target": builder.target,
+            "rows": rows,
+            "rows_before_missing_policy": builder.nrows,
+            "columns": {c: str(t) for c, t in meta0.dtypes.items()},
+            "categories": {k: [_jsonable(x) for x in v] for k, v in cats.items()},
+            "memory_bytes": mem,
+            "partitions": files,
+            "missing": record,
+            "splits": builder.cell_split.settings if builder.cell_split is not None else None,
+            "split_summary": summary.table().to_dict(orient="records") if summary is not None else None,
+            "row_order": "scenario, time (C order), then cell = i_lat * nlon + i_lon ascending",
+            "grid": {"lat": builder.index.lat.tolist(), "lon": builder.index.lon.tolist()},
+            "times": [str(t) for t in pd.DatetimeIndex(builder.times)],
+            "scenarios": [s for s in builder.scenarios if s is not None],
+        }
+        (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_jsonable))
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return meta
+
+
+def _jsonable(x):
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (np.floating,)):
+        return float(x)
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return x if isinstance(x, (int, float, str, bool, type(None))) else str(x)
+
+
+def _replace_dir(tmp: Path, path: Path) -> None:
+    if path.exists():
+        old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+
+
+def read_feature_table(path: str | Path, *, backend=None, lazy: bool = False):
+    """Read a table written by :func:`write_feature_table` in row order.
+
+    ``lazy=True`` returns a dask DataFrame (one partition per file) for partition-by-partition
+    training; otherwise a pandas (CPU) or cudf (GPU) frame.
+    """
+    path = Path(path)
+    meta_path = path / META_FILE
+    if not meta_path.exists():
+        raise InputDataError(f"{path} is not a feature table (no {META_FILE}); run `terrascale features CONFIG` first")
+    meta = json.loads(meta_path.read_text())
+    files = [str(path / f) for f in meta["partitions"]]
+    be = get_backend(backend)
+    # Parquet keeps only the categories a file uses: restore the table's full category lists
+    xdf = pd if lazy and not be.is_gpu else be.xdf
+    dtypes = {c: xdf.CategoricalDtype(categories=v) for c, v in meta["categories"].items()}
+    if lazy:
+        import dask.dataframe as dd
+
+        ddf = dd.read_parquet(files)
+        return ddf.astype({c: d for c, d in dtypes.items() if c in ddf.columns})
+    if be.is_gpu:
+        df = be.xdf.read_parquet(files)
+    else:
+        df = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
+    for c, d in dtypes.items():
+        if c in df.columns:
+            df[c] = df[c].astype(d)
+    return df
+
+
+def table_meta(path: str | Path) -> dict:
+    """The ``features.json`` metadata of a written table."""
+    return json.loads((Path(path) / META_FILE).read_text())
+
+
+# ----------------------------------------------------------------------------------------------
+# the stage
+
+
+def input_stores(cfg) -> dict[str, Path]:
+    """The input store paths of a run: ``data.root`` (stores) or ``<run_dir>/inputs`` (demo, written once)."""
+    if cfg.data.source == "stores":
+        return find_stores(cfg.data.root)
+    inputs = Path(cfg.run_dir) / "inputs"
+    if inputs.is_dir() and all((inputs / f).exists() for f in STORE_FILES.values()):
+        return find_stores(inputs)
+    try:
+        from pipeline.datasets.demo import write_demo_stores
+    except ImportError as err:
+        raise InputDataError(
+            f"data.source: demo needs pipeline.datasets.demo, which cannot be imported ({err}); "
+            "use data.source: stores with data.root pointing at prepared stores"
+        ) from None
+    write_demo_stores(inputs, region=cfg.data.region, years=tuple(cfg.data.years),
+                      scenarios=list(cfg.data.scenarios), seed=cfg.seed)
+    return find_stores(inputs)
+
+
+def builder_from_config(cfg, *, backend=None) -> FeatureBuilder:
+    """A :class:`FeatureBuilder` for a run config (inputs found or generated, opened lazily)."""
+    be = get_backend(backend if backend is not None else cfg.backend)
+    paths = input_stores(cfg)
+    return FeatureBuilder(open_stores(paths), cfg.features, cfg.splits, target=cfg.data.target,
+                          scenarios=cfg.data.scenarios, years=tuple(cfg.data.years), seed=cfg.seed,
+                          backend=be, paths=paths)
+
+
+def run_features(cfg, *, backend=None, progress=None) -> dict:
+    """The features stage: build the table, write it to ``<run_dir>/features`` and the resolved config."""
+    from pipeline.config import write_resolved_config
+
+    builder = builder_from_config(cfg, backend=backend)
+    meta = write_feature_table(builder, Path(cfg.run_dir) / "features", progress=progress)
+    write_resolved_config(cfg, cfg.run_dir)
+    meta["path"] = str(Path(cfg.run_dir) / "features")
+    meta["backend"] = builder.be.name
+    return meta
