@@ -116,8 +116,6 @@ def show_config(
 
 # --- sub-apps ---
 # Each stage registers its commands here (one line pair per module).
-from pipeline.features_commands import register as _reg_feat  # noqa: E402
-_reg_feat(app)
 from pipeline.datasets.commands import data_app  # noqa: E402
 app.add_typer(data_app, name="data")
 from pipeline.features_commands import register as _reg_feat  # noqa: E402
