@@ -322,9 +322,18 @@ def _out_coords(da, plan: _Plan, lead):
             if "bnds" not in k:
                 coords[k] = (v[0], v[1], {a: b for a, b in v[2].items() if a != "bounds"})
         return coords, g.dims, g.shape
-    shp = plan.weights.dst_shape
+    shp = tuple(plan.weights.dst_shape)
     dims = ("lat", "lon") if len(shp) == 2 else ("cell",)
-    return coords, dims, tuple(shp)
+    cen = getattr(plan.weights, "dst_centers_", None)
+    if cen is not None and cen[0].size == plan.n_dst:
+        lat, lon = cen[0].reshape(shp), cen[1].reshape(shp)
+        latt = {"standard_name": "latitude", "units": "degrees_north"}
+        lont = {"standard_name": "longitude", "units": "degrees_east"}
+        if len(shp) == 2 and np.allclose(lat, lat[:, :1]) and np.allclose(lon, lon[:1, :]):
+            coords.update(lat=("lat", lat[:, 0], latt), lon=("lon", lon[0], lont))
+        else:
+            coords.update(lat=(dims, lat, latt), lon=(dims, lon, lont))
+    return coords, dims, shp
 
 
 def to_dataset(*results, grid=None) -> xr.Dataset:

@@ -18,7 +18,9 @@ that thin polar cells keep full relative precision. Global grids' areas sum to 4
 Gaussian latitudes are the roots of the Legendre polynomial P_2N
 (:func:`numpy.polynomial.legendre.leggauss`). Gaussian cell latitude bounds follow CDO by default
 (``gaussian_bounds="midpoints"``: midpoints between neighbouring Gaussian latitudes, ±90° at the
-poles); ``gaussian_bounds="weights"`` instead puts the bounds where the cells' sin-latitude extents
+poles). CDO 2.1's own ``F<N>`` grids differ only in the outermost bounds, which it extrapolates
+instead of putting at the poles: ``gaussian_bounds="cdo"`` reproduces that (``cdo remapcon`` onto
+our SCRIP grid file matches the default exactly). ``gaussian_bounds="weights"`` instead puts the bounds where the cells' sin-latitude extents
 equal the Gaussian quadrature weights (so a cell's area is exactly its quadrature weight times
 2πR²/nlon, the convention of the IFS spectral transforms).
 
@@ -86,8 +88,12 @@ def gaussian_latitudes(n: int) -> tuple[np.ndarray, np.ndarray]:
 def gaussian_lat_bounds(n: int, convention: str = "midpoints") -> np.ndarray:
     """2N+1 latitude bounds (degrees, ascending) of Gaussian cells.
 
-    ``midpoints`` (CDO): halfway between neighbouring Gaussian latitudes, ±90° at the ends.
+    ``midpoints``: halfway between neighbouring Gaussian latitudes, ±90° at the ends (areas sum
+    to the sphere's).
     ``weights``: sin-latitude bounds at the cumulative sums of the Gaussian weights.
+    ``cdo``: what CDO 2.1 uses for its own ``F<N>`` grids: interior midpoints, but the two outer
+    bounds extrapolated (``2 φ_1 − mid``, clipped to ±90°), so polar caps stay uncovered (checked
+    against ``cdo gencon,F8``: its first-row area is Δλ (sin 87.0586° − sin 76.2426°)).
     """
     lat, w = gaussian_latitudes(n)
     if convention == "midpoints":
@@ -95,12 +101,18 @@ def gaussian_lat_bounds(n: int, convention: str = "midpoints") -> np.ndarray:
         edges[0], edges[-1] = -90.0, 90.0
         edges[1:-1] = 0.5 * (lat[1:] + lat[:-1])
         return edges
+    if convention == "cdo":
+        edges = np.empty(2 * n + 1)
+        edges[1:-1] = 0.5 * (lat[1:] + lat[:-1])
+        edges[0] = max(-90.0, 2 * lat[0] - edges[1])
+        edges[-1] = min(90.0, 2 * lat[-1] - edges[-2])
+        return edges
     if convention == "weights":
         half = np.cumsum(w[:n])  # symmetric: build the southern half and mirror it
         s = np.concatenate([[-1.0], -1.0 + half[:-1], [0.0]])
         south = np.degrees(np.arcsin(np.clip(s, -1.0, 1.0)))
         return np.concatenate([south, -south[-2::-1]])
-    raise ConfigError(f"unknown Gaussian bounds convention {convention!r}; use 'midpoints' (CDO) or 'weights'")
+    raise ConfigError(f"unknown Gaussian bounds convention {convention!r}; use 'midpoints', 'weights' or 'cdo'")
 
 
 def _regular_edges(lo: float, hi: float, res: float, what: str) -> np.ndarray:

@@ -215,6 +215,7 @@ class SparseWeights(Weights):
     dst_frac_: np.ndarray | None = None
     src_area_: np.ndarray | None = None
     dst_perm: np.ndarray | None = None  # dst_grid cell k is file cell dst_perm[k]
+    dst_centers_: tuple | None = None  # (lat, lon) degrees, file order, from a weights file
     source: str = "computed"
 
     def __post_init__(self):
@@ -434,6 +435,7 @@ def read_weights(path) -> SparseWeights:
         dst_frac = None if dst_frac is None else np.asarray(dst_frac.values, dtype=np.float64)
         src_area = None if src_area is None else np.asarray(src_area.values, dtype=np.float64)
         garr = [_deg(ds[v]) if fmt == "SCRIP" else np.asarray(ds[v].values, np.float64) for v in gvars] if all(v in ds for v in gvars) else None
+        centers = tuple(_deg(ds[v]) if fmt == "SCRIP" else np.asarray(ds[v].values, np.float64) for v in gvars[:2]) if all(v in ds for v in gvars[:2]) else None
         title = str(ds.attrs.get("dest_grid", ds.attrs.get("title", "weights destination")))
     n_src, n_dst = int(np.prod(sdims)), int(np.prod(ddims))
     if src.size and (src.min() < 0 or src.max() >= n_src or dst.min() < 0 or dst.max() >= n_dst):
@@ -451,4 +453,4 @@ def read_weights(path) -> SparseWeights:
     shp = lambda d: tuple(int(v) for v in d[::-1])  # noqa: E731  (SCRIP dims are Fortran order)
     return SparseWeights(None, grid, src=src, dst=dst, w=w, shapes=(shp(sdims), shp(ddims)),
                          dst_area_=dst_area, dst_frac_=dst_frac, src_area_=src_area, dst_perm=perm,
-                         source=f"{fmt} weights file {path}")
+                         dst_centers_=centers, source=f"{fmt} weights file {path}")
