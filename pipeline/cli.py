@@ -120,6 +120,8 @@ from pipeline.datasets.commands import data_app  # noqa: E402
 app.add_typer(data_app, name="data")
 from pipeline.features_commands import register as _reg_feat  # noqa: E402
 _reg_feat(app)
+from pipeline.aggregate_commands import register as _reg_agg  # noqa: E402
+_reg_agg(app)
 # --- end sub-apps ---
 
 
