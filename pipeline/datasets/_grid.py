@@ -161,8 +161,3 @@ class GridWindow:
             "lon_bnds": (("lon", "bnds"), np.stack([self.lon_edges[:-1], self.lon_edges[1:]], axis=1)),
         }
 
-
-def block_reduce_sum(a: np.ndarray, fy: int, fx: int) -> np.ndarray:
-    """Sum ``a`` (..., ny, nx) over non-overlapping ``fy x fx`` blocks of its last two axes."""
-    *lead, ny, nx = a.shape
-    return a.reshape(*lead, ny // fy, fy, nx // fx, fx).sum(axis=(-3, -1))

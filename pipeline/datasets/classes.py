@@ -80,14 +80,18 @@ class ClassTable:
         return lo, hi, ev
 
     def flag_attrs(self) -> dict:
-        """CF ``flag_values`` / ``flag_meanings`` plus colours for the IGBP variable."""
+        """CF ``flag_values`` / ``flag_meanings`` plus colours for the IGBP variable.
+
+        No data (255) is listed as a flag, not declared as ``_FillValue``/``missing_value``:
+        those would make CF decoders turn the uint8 class map into floats with NaN.
+        """
         return {
-            "flag_values": self.values.astype(np.uint8),
+            "flag_values": np.append(self.values, IGBP_NODATA).astype(np.uint8),
             "flag_meanings": " ".join(n.lower().replace(" ", "_").replace("/", "_")
-                                      .replace("-", "_") for n in self.frame["name"]),
-            "flag_colors": " ".join(self.frame["colour"]),
-            "flag_short_names": " ".join(self.frame["short_name"]),
-            "missing_value": np.uint8(IGBP_NODATA),
+                                      .replace("-", "_") for n in self.frame["name"]) + " no_data",
+            "flag_colors": " ".join(self.frame["colour"]) + " #000000",
+            "flag_short_names": " ".join(self.frame["short_name"]) + " NA",
+            "no_data_value": np.uint8(IGBP_NODATA),
         }
 
 
@@ -173,9 +177,10 @@ def load_pft_crosswalk(path: "str | Path | None" = None) -> pd.DataFrame:
 
 def koppen_flag_attrs() -> dict:
     """CF flag attributes for the Köppen-Geiger main-class variable."""
+    # no data (0, the sea) is a flag rather than a fill value, so the map stays uint8 when read
     return {
-        "flag_values": np.arange(1, 6, dtype=np.uint8),
-        "flag_meanings": " ".join(f"{l}_{n}" for l, n, _ in KOPPEN_CLASSES.values()),
-        "flag_colors": " ".join(c for _, _, c in KOPPEN_CLASSES.values()),
-        "missing_value": np.uint8(KOPPEN_NODATA),
+        "flag_values": np.arange(0, 6, dtype=np.uint8),
+        "flag_meanings": "no_data " + " ".join(f"{l}_{n}" for l, n, _ in KOPPEN_CLASSES.values()),
+        "flag_colors": "#ffffff " + " ".join(c for _, _, c in KOPPEN_CLASSES.values()),
+        "no_data_value": np.uint8(KOPPEN_NODATA),
     }

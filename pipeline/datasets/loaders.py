@@ -17,10 +17,9 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from pipeline.datasets._grid import GridWindow, block_reduce_sum
+from pipeline.datasets._grid import GridWindow
 from pipeline.datasets._readers import StripTiff, iter_npz_rows
 from pipeline.datasets.classes import (
-    IGBP_NODATA,
     KOPPEN_CLASSES,
     KOPPEN_NODATA,
     ClassTable,
@@ -42,11 +41,9 @@ def window(region: "str | Region", res: float) -> GridWindow:
     return GridWindow.from_bounds(*reg.bounds, res=res)
 
 
-def _dataset(values, win: GridWindow, name: str, attrs: dict, fill=None) -> xr.Dataset:
+def _dataset(values, win: GridWindow, name: str, attrs: dict) -> xr.Dataset:
     """One-variable Dataset with CF lat/lon coordinates and their bounds."""
     var = xr.Variable(("lat", "lon"), values, attrs)
-    if fill is not None:
-        var.encoding["_FillValue"] = fill
     return xr.Dataset({name: var}, coords=win.coords())
 
 
@@ -76,7 +73,7 @@ def load_igbp(region: "str | Region" = "global", table: ClassTable | None = None
         "long_name": "IGBP land-cover type (MODIS MCD12C1 2019 majority class)",
         **table.flag_attrs(),
         "source": src.title, "references": src.citation, "license": src.licence,
-    }, fill=np.uint8(IGBP_NODATA))
+    })
 
 
 def load_koppen(region: "str | Region" = "global", band_rows: int = _BAND_ROWS) -> xr.Dataset:
@@ -113,7 +110,7 @@ def load_koppen(region: "str | Region" = "global", band_rows: int = _BAND_ROWS) 
         **koppen_flag_attrs(),
         "source": SOURCES["koppen"].title, "references": SOURCES["koppen"].citation,
         "license": SOURCES["koppen"].licence,
-    }, fill=np.uint8(KOPPEN_NODATA))
+    })
 
 
 def load_land_mask(region: "str | Region") -> xr.Dataset:
@@ -207,7 +204,7 @@ def koppen_majority(region: "str | Region" = "global", res: float = FINE_RES) ->
         **koppen_flag_attrs(),
         "source": SOURCES["koppen"].title, "references": SOURCES["koppen"].citation,
         "license": SOURCES["koppen"].licence,
-    }, fill=np.uint8(KOPPEN_NODATA))
+    })
 
 
 def _factor(res: float) -> int:
