@@ -77,12 +77,42 @@ def sin_lat_diff(lat0, lat1):
     return 2.0 * np.cos(0.5 * (lat0 + lat1)) * np.sin(0.5 * (lat1 - lat0))
 
 
+@lru_cache(maxsize=32)
+def _gauss_legendre(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Roots x (ascending) and weights of the Legendre polynomial P_2n."""
+    m = 2 * n
+    if m <= 512:
+        return np.polynomial.legendre.leggauss(m)
+    # leggauss solves an O(m^3) eigenproblem (minutes for O1280); Newton on the three-term
+    # recurrence from the classic asymptotic first guess converges to the same roots in O(m^2).
+    k = np.arange(1, m + 1)
+    x = np.cos(np.pi * (k - 0.25) / (m + 0.5))
+    for _ in range(100):
+        p0, p1 = np.ones_like(x), x.copy()
+        for j in range(2, m + 1):
+            p0, p1 = p1, ((2 * j - 1) * x * p1 - (j - 1) * p0) / j
+        dp = m * (x * p1 - p0) / (x * x - 1.0)
+        dx = p1 / dp
+        x = x - dx
+        if np.abs(dx).max() < 1e-15:
+            break
+    p0, p1 = np.ones_like(x), x.copy()
+    for j in range(2, m + 1):
+        p0, p1 = p1, ((2 * j - 1) * x * p1 - (j - 1) * p0) / j
+    dp = m * (x * p1 - p0) / (x * x - 1.0)
+    w = 2.0 / ((1.0 - x * x) * dp * dp)
+    return x[::-1].copy(), w[::-1].copy()
+
+
 def gaussian_latitudes(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The 2N Gaussian latitudes (degrees, ascending) and quadrature weights (summing to 2)."""
+    """The 2N Gaussian latitudes (degrees, ascending) and quadrature weights (summing to 2).
+
+    Roots of P_2N from :func:`numpy.polynomial.legendre.leggauss` (Newton iteration for N > 256).
+    """
     if n < 1:
         raise ConfigError(f"Gaussian grid number N must be >= 1, got {n}")
-    x, w = np.polynomial.legendre.leggauss(2 * n)
-    return np.degrees(np.arcsin(x)), w
+    x, w = _gauss_legendre(int(n))
+    return np.degrees(np.arcsin(x)), w.copy()
 
 
 def gaussian_lat_bounds(n: int, convention: str = "midpoints") -> np.ndarray:
@@ -485,16 +515,29 @@ def parse_grid(spec: str | Grid, *, gaussian_bounds: str = "midpoints") -> Grid:
     )
 
 
+def _spec_size(spec: str) -> tuple[int, int]:
+    """(rows, cells) of a spec without building the grid (no Gaussian latitudes needed)."""
+    low = spec.lower()
+    if low[0] == "n" and low[1:].isdigit():
+        pl = _shipped_pl()[f"N{int(low[1:])}"]["pl"]
+        return len(pl), int(sum(pl))
+    if low[0] == "o" and low[1:].isdigit():
+        n = int(low[1:])
+        return 2 * n, 4 * n * n + 36 * n
+    g = parse_grid(spec)
+    return g.nrows, g.size
+
+
 def list_grids() -> list[dict]:
     """The named grids and shipped point lists with their sizes (for ``terrascale grids``)."""
     rows = []
     for name, (spec, desc) in NAMED_GRIDS.items():
-        g = parse_grid(spec)
-        rows.append({"name": name, "spec": spec, "cells": g.size, "rows": g.nrows, "description": desc})
+        nrows, cells = _spec_size(spec)
+        rows.append({"name": name, "spec": spec, "cells": cells, "rows": nrows, "description": desc})
     for key in shipped_point_lists():
         if not any(r["spec"] == key for r in rows):
-            g = reduced_gaussian(int(key[1:]))
-            rows.append({"name": key.lower(), "spec": key, "cells": g.size, "rows": g.nrows,
+            nrows, cells = _spec_size(key)
+            rows.append({"name": key.lower(), "spec": key, "cells": cells, "rows": nrows,
                          "description": "classic reduced Gaussian (shipped ecCodes point list)"})
     return rows
 
