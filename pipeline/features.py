@@ -1404,7 +1404,7 @@ def fit_missing(source, policies: Mapping[str, dict]) -> dict:
                 rows = df[df["split"] == "train"]
                 record["mean_over"] = "training rows (split == 'train')"
             for c in means:
-                col = rows[c]
+                col = rows[c].astype("float64")  # float32 partial sums would lose digits
                 sums[c] += float(col.sum())
                 counts[c] += int(col.count())
         for c in means:

@@ -60,7 +60,10 @@ def write_synthetic_stores(root: Path, *, years=(2001, 2002), scenarios=("ssp126
         },
         coords={"scenario": list(scenarios), "time": cmonths, "lat": clat, "lon": clon},
     )
-    llat, llon = _axis(s, n, lulc_res), _axis(w, e, lulc_res)
+    def cover(a, b):  # whole coarse cells from a that cover [a, b]
+        return _axis(a, a + lulc_res * np.ceil((b - a) / lulc_res - 1e-9), lulc_res)
+
+    llat, llon = cover(s, n), cover(w, e)
     groups = ["crops", "forest", "grass/shrub"]
     yrs = pd.date_range(f"{years[0]}-01-01", f"{years[1]}-01-01", freq="YS")
     frac = rng.random((nsc, yrs.size, len(groups), llat.size, llon.size)).astype(np.float32)
