@@ -75,7 +75,7 @@ def distance_to_coast(win: GridWindow, cap_km: float = COAST_CAP_KM) -> tuple[np
         if ci.size:
             tree = cKDTree(_unit_vectors(padded.lat[ci], padded.lon[cj]))
             chord_cap = 2 * math.sin(cap_km / (EARTH_RADIUS_M / 1000.0) / 2)
-            chord, _ = tree.query(_unit_vectors(win.lat[li], win.lon[lj]), distance_upper_bound=chord_cap)
+            chord, _ = tree.query(_unit_vectors(win.lat[li], win.lon[lj]), distance_upper_bound=chord_cap, workers=-1)
             km = 2 * (EARTH_RADIUS_M / 1000.0) * np.arcsin(np.minimum(chord, 2.0) / 2)
             dist[li, lj] = np.where(np.isfinite(chord), np.minimum(km, cap_km), cap_km)
         else:
