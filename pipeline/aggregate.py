@@ -512,18 +512,20 @@ def _class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name):
             codes = xp.where(ok, codes, -1).astype(np.int32)
         try:
             plan.class_sum(K, codes, r0, r1, acc, nc + 1, lut_dev)
-        except ValueError as err:
-            if "class codes outside" in str(err):
-                raise InputDataError(f"{name}: variable {da.name!r} holds {str(err).split(':', 1)[1].split(';')[0].strip()}, "
-                                     f"which are not among the declared classes {classes} (missing: {miss}); declare "
-                                     "them with classes=/--classes or mark them missing") from None
-            raise
+        except ValueError as err:  # a code beyond the lookup table: name all undeclared values
+            if "class codes outside" not in str(err):
+                raise
+            _raise_undeclared(da, plan, lead, classes, miss, chunk_rows, name)
     (areas,) = plan.finish(acc, classes=True)
     if areas[:, nc].sum() > 0:
-        bad = _undeclared_values(da, plan, lead, classes, miss, chunk_rows)
-        raise InputDataError(f"{name}: variable {da.name!r} holds class values {bad} outside the declared classes "
-                             f"{classes} (missing: {miss}); add them to classes= (--classes) or mark them missing")
+        _raise_undeclared(da, plan, lead, classes, miss, chunk_rows, name)
     return areas[:, :nc], plan, lead
+
+
+def _raise_undeclared(da, plan, lead, classes, miss, chunk_rows, name):
+    bad = _undeclared_values(da, plan, lead, classes, miss, chunk_rows)
+    raise InputDataError(f"{name}: variable {da.name!r} holds class values {bad} outside the declared classes "
+                         f"{classes} (missing: {miss}); add them to classes= (--classes) or mark them missing")
 
 
 def _undeclared_values(da, plan, lead, classes, miss, chunk_rows):
