@@ -167,24 +167,3 @@ def invalid_codes_error(classes, n_classes: int, lut=None) -> ValueError:
 
 def _to_host(a):
     return a.get() if hasattr(a, "get") and type(a).__module__.startswith("cupy") else a
-
-
-def col_runs(csrc: np.ndarray, cdst: np.ndarray, cw: np.ndarray):
-    """Compress column links into runs of consecutive source columns with one target and one weight.
-
-    Returns ``(j0, length, q, w)``. Links are ordered by (csrc, cdst) first. Weights must be bitwise
-    equal inside a run, so the run sum ``w * sum(x_j)`` equals ``sum(w * x_j)`` up to rounding.
-    For a 1 km -> 1 deg grid this turns 43 200 links into ~360 runs of 120 columns.
-    """
-    n = csrc.size
-    if n == 0:
-        e = np.zeros(0, np.int64)
-        return e, e, e, np.zeros(0, np.float64)
-    order = np.lexsort((cdst, csrc))
-    cs, cd, w = csrc[order], cdst[order], cw[order]
-    brk = np.ones(n, dtype=bool)
-    brk[1:] = (cs[1:] != cs[:-1] + 1) | (cd[1:] != cd[:-1]) | (w[1:] != w[:-1])
-    starts = np.flatnonzero(brk)
-    length = np.diff(np.append(starts, n))
-    return (np.ascontiguousarray(cs[starts]), np.ascontiguousarray(length), np.ascontiguousarray(cd[starts]),
-            np.ascontiguousarray(w[starts]))
