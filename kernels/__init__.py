@@ -1,1 +1,32 @@
-"""Aggregation kernels: numpy reference, numba CPU, CUDA C launched through CuPy."""
+"""Aggregation kernels: numpy reference, numba CPU, CUDA C launched through CuPy.
+
+The three engines expose the same functions with the same semantics (see
+:mod:`kernels.reference` for the contract): ``sparse_weighted_sum``, ``sparse_class_sum``,
+``sparse_min_max``, ``separable_weighted_sum``, ``separable_class_sum``, ``separable_min_max``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+ENGINES = {"numpy": "kernels.reference", "numba": "kernels.cpu", "cupy": "kernels.gpu"}
+FUNCTIONS = (
+    "sparse_weighted_sum",
+    "sparse_class_sum",
+    "sparse_min_max",
+    "separable_weighted_sum",
+    "separable_class_sum",
+    "separable_min_max",
+)
+
+
+def get_engine(name: str) -> ModuleType:
+    """The kernel module for ``"numpy"`` (reference), ``"numba"`` (CPU) or ``"cupy"`` (GPU).
+
+    Importing the cupy engine does not import CuPy; its functions need CuPy and a GPU when called.
+    """
+    try:
+        return importlib.import_module(ENGINES[name])
+    except KeyError:
+        raise ValueError(f"unknown kernel engine {name!r}; choose one of {', '.join(ENGINES)}") from None

@@ -112,40 +112,55 @@ def check_classes(classes, ndim: int, n_classes: int, name: str = "classes"):
     return xp.ascontiguousarray(classes)
 
 
-def slot_lut(dtype, n_classes: int, lut=None) -> tuple[np.ndarray, np.dtype]:
-    """Slot lookup table for 8/16-bit class codes, indexed by the *unsigned view* of the codes.
+def class_table(dtype, n_classes: int, lut=None) -> np.ndarray:
+    """Class-index table for 8/16-bit class codes, indexed by the *unsigned view* of the codes.
 
-    Returns ``(table, view_dtype)``: ``table[u]`` is 0 for missing (negative class), ``c + 1`` for
-    class c in [0, n_classes) and ``n_classes + 1`` for an invalid code. With ``lut`` the raw code
-    is first mapped through it (raw codes outside [0, len(lut)) are invalid, except negative raw
-    codes, which are missing).
+    ``table[u]`` (int32) is -1 for missing (negative class), c for class c in [0, n_classes) and
+    ``n_classes`` for an invalid code. With ``lut`` the raw code is first mapped through it (raw
+    codes outside [0, len(lut)) are invalid, except negative raw codes, which are missing).
     """
     dtype = np.dtype(dtype)
+    if dtype.kind not in "iu" or dtype.itemsize > 2:
+        raise ValueError(f"class tables exist for 8/16-bit integer codes only, not {dtype}")
     bits = dtype.itemsize * 8
-    udt = np.dtype(f"u{dtype.itemsize}")
     u = np.arange(2**bits, dtype=np.int64)
     raw = u - 2**bits * (u >= 2 ** (bits - 1)) if dtype.kind == "i" else u
-    cls = map_codes(raw, n_classes, lut)
-    return cls_to_slot(cls, n_classes).astype(np.int32), udt
+    return map_codes(raw, n_classes, lut).astype(np.int32)
 
 
-def map_codes(raw: np.ndarray, n_classes: int, lut=None) -> np.ndarray:
-    """Map raw integer codes to class indices (int64): -1 missing, n_classes = invalid."""
-    raw = np.asarray(raw, dtype=np.int64)
+def unsigned_view_dtype(dtype) -> np.dtype:
+    return np.dtype(f"u{np.dtype(dtype).itemsize}")
+
+
+def slot_lut(dtype, n_classes: int, lut=None) -> tuple[np.ndarray, np.dtype]:
+    """Like :func:`class_table` but in "slots": 0 missing, c + 1 class c, n_classes + 1 invalid."""
+    cls = class_table(dtype, n_classes, lut)
+    return cls_to_slot(cls, n_classes).astype(np.int32), unsigned_view_dtype(dtype)
+
+
+def map_codes(raw, n_classes: int, lut=None):
+    """Map raw integer codes to class indices (int64): -1 missing, n_classes = invalid.
+
+    Works on numpy and cupy arrays (the lut is moved to the same module).
+    """
+    xp = _xp_of(raw)
+    raw = raw.astype(np.int64)
     if lut is None:
-        cls = raw.copy()
+        cls = raw
     else:
-        lut = np.asarray(lut)
+        lut = np.asarray(_to_host(lut))
         if lut.ndim != 1 or lut.dtype.kind not in "iu":
             raise ValueError("lut must be a 1-D integer array mapping raw codes to class indices")
-        lut = lut.astype(np.int64)
         if lut.size and lut.max() >= n_classes:
             raise ValueError(f"lut maps codes to class {int(lut.max())}, outside [0, {n_classes})")
+        if lut.size == 0:
+            return xp.where(raw < 0, -1, n_classes)
+        lut_x = xp.asarray(lut.astype(np.int64))
         inside = (raw >= 0) & (raw < lut.size)
-        cls = np.where(inside, lut[np.clip(raw, 0, max(lut.size - 1, 0))] if lut.size else -1, n_classes)
-        cls = np.where(raw < 0, -1, cls)
-    cls = np.where(cls < 0, -1, cls)
-    return np.where(cls >= n_classes, n_classes, cls)
+        cls = xp.where(inside, lut_x[xp.clip(raw, 0, lut.size - 1)], n_classes)
+        cls = xp.where(raw < 0, -1, cls)
+    cls = xp.where(cls < 0, -1, cls)
+    return xp.where(cls >= n_classes, n_classes, cls)
 
 
 def cls_to_slot(cls: np.ndarray, n_classes: int) -> np.ndarray:
@@ -154,7 +169,7 @@ def cls_to_slot(cls: np.ndarray, n_classes: int) -> np.ndarray:
 
 def invalid_codes_error(classes, n_classes: int, lut=None) -> ValueError:
     """Build the error naming the offending raw codes (slow path, only run when there are some)."""
-    vals = np.unique(np.asarray(_to_host(classes)).ravel().astype(np.int64))
+    vals = np.unique(np.asarray(_to_host(classes)).ravel()).astype(np.int64)
     cls = map_codes(vals, n_classes, lut)
     badv = vals[cls == n_classes]
     shown = ", ".join(str(v) for v in badv[:10]) + (" ..." if badv.size > 10 else "")
