@@ -614,13 +614,12 @@ def generate_lai(static: xr.Dataset, years: tuple[int, int], scenarios=("ssp126"
     scenarios = check_scenarios(scenarios)
     table = table or load_class_table()
     cpred = coarse_predictors(static, res)
-    spin = max(a - 1, SPINUP_YEAR)
-    climate = {s: climate_arrays(cpred, (spin, b), s, seed, res) for s in scenarios}
-    if spin == a:  # no year before: let the two lag months repeat January's climate
-        for s in scenarios:
-            for v, arr in climate[s].items():
-                climate[s][v] = np.concatenate([np.repeat(arr[:1], 12, axis=0), arr])
+    # one year more than asked for: the two lag months of January (a >= 1950 > spin-up year 1949)
+    climate = {s: climate_arrays(cpred, (a - 1, b), s, seed, res) for s in scenarios}
     ctx = _LaiContext(static, cpred, climate, a, seed, res, table)
+    if ctx.igbp.shape != ctx.fwin.shape:
+        raise InputDataError(f"static 'igbp' has shape {ctx.igbp.shape} but its lat/lon bounds describe "
+                             f"{ctx.fwin.shape} cells of 0.05°; rebuild it with static_fields()")
     ny, nx = ctx.fwin.shape
     by, bx = min(chunks[0], ny), min(chunks[1], nx)
     rows = [(i, min(i + by, ny)) for i in range(0, ny, by)]
@@ -655,6 +654,4 @@ def generate_lai(static: xr.Dataset, years: tuple[int, int], scenarios=("ssp126"
             **_synthetic_attrs(seed)})
     coords = {**ctx.fwin.coords(), "time": ("time", _month_times(a, b)),
               "scenario": ("scenario", _labels(scenarios), {"long_name": "forcing scenario (identical up to 2020)"})}
-    if static["igbp"].shape != ctx.fwin.shape:
-        raise InputDataError("static igbp map does not match its own lat/lon bounds")
     return xr.Dataset(data, coords=coords, attrs={"title": "terrascale semi-synthetic monthly LAI"})
