@@ -40,7 +40,7 @@ stands in for altitude and aridity, which the generator has no map for.
 
 Precipitation (mm/day, stored as kg m-2 s-1 = mm/day / 86400)::
 
-    pr  = P_zon(φ) M (1 − 0.4 c) (1 + a_P σ_P cos 2π(t_m − t_peak)) (1 + k(φ) ΔT)
+    pr  = P_zon(φ) M (1 − 0.4 c) (1 + a_P σ_P cos 2π(t_m − t_peak)) max(0.2, 1 + k(φ) ΔT)
           · exp(0.45 (0.5 a_y + 0.866 e_{y,m}) − 0.45² / 2)
     M   = L Σ_k p_k m_k + (1 − L),  m_k = (1.5, 0.25, 1.0, 0.9, 0.5)
     a_P = 0.8 (1 − e^{−(φ/12)²}),   w(φ) = exp(−((|φ| − 37) / 8)²),   σ_P = 1 − 2 w(φ)(1 − c)
