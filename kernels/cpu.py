@@ -18,13 +18,20 @@ dependency of runs of equal classes), so it is one streaming pass over the uint8
 
 from __future__ import annotations
 
-import math
+import os
 
-import numba
-import numpy as np
-from numba import njit, prange
+# numba's OpenMP threading layer (GNU libgomp) spins by default while waiting at the end of every
+# parallel region. On an oversubscribed machine (dask workers x numba threads, shared CI runners)
+# the spinning threads starve the ones with work: a tiny kernel call took 30 ms instead of 0.04 ms
+# here. Passive waiting costs microseconds per region on an idle node. Only a default: an
+# OMP_WAIT_POLICY set by the user wins, and it must be set before OpenMP starts in this process.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from ._common import (
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+from numba import njit, prange  # noqa: E402
+
+from ._common import (  # noqa: E402
     check_classes,
     check_links,
     check_out,
@@ -139,7 +146,10 @@ def _prepare_codes(classes, n_classes, lut):
         return classes.view(udt), table, True
     if lut is not None:
         classes = map_codes(classes, n_classes, lut)
-    return classes, np.zeros(1, np.int32), False
+    elif classes.dtype.kind == "u":  # keep huge unsigned codes invalid (not negative = missing)
+        classes = np.minimum(classes, n_classes)
+    # one compiled variant for every wide integer type
+    return np.ascontiguousarray(classes, dtype=np.int64), np.zeros(1, np.int32), False
 
 
 # ----------------------------------------------------------------------------- sparse
