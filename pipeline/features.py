@@ -931,6 +931,9 @@ class FeatureBuilder:
         self._setup_coarse()
         self._setup_lulc()
         self._setup_splits()
+        if self.be.is_gpu:  # per-cell arrays go to the device once, not per partition
+            xp = self.be.xp
+            self.static_cols = {n: (xp.asarray(v), c) for n, (v, c) in self.static_cols.items()}
         step = max(1, int(features.partition_rows) // self.index.nvalid)
         self.parts = [(s, a, min(a + step, self.nt)) for s in range(len(self.scenarios)) for a in range(0, self.nt, step)]
 

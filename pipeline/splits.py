@@ -139,8 +139,14 @@ class CellSplit:
 
     def row_codes(self, cells, years, xp=np):
         """``fold`` and ``split`` codes for rows given their cell index and year (xp arrays)."""
-        fold = xp.asarray(self.fold.ravel())[cells]
-        place = xp.asarray(self.label.ravel())[cells]
+        if xp is np:
+            fold_all, place_all = self.fold.ravel(), self.label.ravel()
+        else:  # copied to the device once, not per partition
+            if getattr(self, "_device", None) is None:
+                self._device = (xp.asarray(self.fold.ravel()), xp.asarray(self.label.ravel()))
+            fold_all, place_all = self._device
+        fold = fold_all[cells]
+        place = place_all[cells]
         if self.kind == "spatial":
             return fold, place
         lo, hi = self.test_years

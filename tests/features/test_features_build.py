@@ -216,3 +216,17 @@ def test_broadcast_wraps_longitude_on_global_grid():
     # -179.975 lies 0.525° east of the wrapped centre 179.5 (value 3) and 0.475° west of -179.5 (value 1)
     assert out[0] == pytest.approx(0.475 * 3.0 + 0.525 * 1.0, abs=1e-5)
     assert out[1] == pytest.approx(0.525 * 3.0 + 0.475 * 1.0, abs=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not __import__("pipeline.backend", fromlist=["probe_gpu"]).probe_gpu().usable, reason="no usable GPU")
+def test_gpu_table_matches_cpu(synth_root):  # pragma: no cover - needs a GPU
+    import cupy
+
+    cpu, cfg = _builder(synth_root)
+    paths = find_stores(synth_root)
+    gpu = FeatureBuilder(open_stores(paths), cfg.features, cfg.splits, target="lai", scenarios=cfg.data.scenarios,
+                         years=cfg.data.years, seed=cfg.seed, backend="gpu", paths=paths)
+    g = gpu.partition(1)
+    assert isinstance(g["lai"].values, cupy.ndarray)  # read from Zarr into device memory
+    pd.testing.assert_frame_equal(g.to_pandas(), cpu.partition(1), check_categorical=False, rtol=1e-6)

@@ -1,0 +1,241 @@
+"""Flatten benchmark: CPU throughput against a numpy copy, and peak memory of a streamed stack.
+
+Run:  .venv/bin/python benchmarks/flatten.py [--years 20] [--months 12] [--workdir DIR]
+
+1. Throughput. A 0.05° European stack (760 x 1400 cells, the real GLOBE land fraction as the
+   mask: cells with land_fraction > 0) of ``--months`` monthly float32 fields (three variables)
+   plus one static field is flattened with :func:`pipeline.features.flatten` (pandas). The bytes
+   of the resulting table (all columns: time, cell and values) divided by the time is compared
+   with ``numpy.copy`` of a buffer of exactly as many bytes (allocation included in both, best
+   of ``--repeat`` runs, same process, one thread). The issue asks for >= 50 %.
+
+2. Peak memory. A Zarr store of ``--years`` x 12 monthly 0.05° European fields (two float32
+   variables, chunks of one month: (1, 760, 1400)) plus the static mask is written to
+   ``--workdir``; a fresh process then streams it through :func:`pipeline.features.flatten_dask`
+   (one partition per month, dask's synchronous scheduler) into Parquet files, one partition at
+   a time, while a thread samples the process RSS every 5 ms. It runs twice: once only
+   computing and dropping the partitions (the flatten itself), once also writing them with
+   pandas/pyarrow ``to_parquet``. Reported: peak RSS above the baseline taken after imports,
+   opening the store, the mask, and a warm-up of the gather kernel and the Parquet writer,
+   against the issue's bound 2 x (one chunk of every variable read per partition) + one
+   output partition; and the RSS after partitions 1, 2, n/2 and n, which shows whether
+   anything accumulates with the number of partitions (it must not).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+SOUTH, NORTH, WEST, EAST, RES = 34.0, 72.0, -25.0, 45.0, 0.05
+
+
+def europe_grid():
+    lat = np.round(SOUTH + RES * (np.arange(round((NORTH - SOUTH) / RES)) + 0.5), 6)
+    lon = np.round(WEST + RES * (np.arange(round((EAST - WEST) / RES)) + 0.5), 6)
+    return lat, lon
+
+
+def land_mask(lat, lon) -> tuple[np.ndarray, str]:
+    """The real GLOBE land fraction of Europe at 0.05° (> 0 = land), or a smooth stand-in."""
+    try:
+        from pipeline.datasets.loaders import land_fraction
+
+        lf = land_fraction("europe")["land_fraction"]
+        if lf.shape == (lat.size, lon.size):
+            return np.asarray(lf.values) > 0, "GLOBE land fraction > 0"
+    except Exception as err:  # the sample-data packages may be missing: say so and go on
+        print(f"(real land mask unavailable: {type(err).__name__}: {err}; using a synthetic one)")
+    yy, xx = np.meshgrid(lat, lon, indexing="ij")
+    return (np.sin(yy / 3.0) + np.cos(xx / 4.0)) > -0.2, "synthetic smooth mask"
+
+
+def best(fn, repeat: int) -> float:
+    t = []
+    for _ in range(repeat):
+        s = time.perf_counter()
+        fn()
+        t.append(time.perf_counter() - s)
+    return min(t)
+
+
+def throughput(months: int, repeat: int) -> None:
+    from pipeline.features import flatten
+
+    lat, lon = europe_grid()
+    mask, how = land_mask(lat, lon)
+    rng = np.random.default_rng(0)
+    shape = (months, lat.size, lon.size)
+    times = pd.date_range("2001-01-01", periods=months, freq="MS")
+    ds = xr.Dataset(
+        {name: (("time", "lat", "lon"), rng.random(shape, dtype=np.float32)) for name in ("lai", "tas", "pr")}
+        | {"land_fraction": (("lat", "lon"), rng.random(shape[1:], dtype=np.float32))},
+        coords={"time": times, "lat": lat, "lon": lon},
+    )
+    flatten(ds, target="lai", mask=mask)  # warm-up: numba compile, page cache
+    holder = {}
+
+    def run():
+        holder["df"] = flatten(ds, target="lai", mask=mask)
+
+    t_flat = best(run, repeat)
+    df = holder.pop("df")
+    nbytes = int(sum(df[c].to_numpy().nbytes for c in df.columns))
+    src = np.ones(nbytes, np.uint8)
+    t_copy = best(lambda: np.copy(src), repeat)
+    rows = len(df)
+    del df, src
+    print(f"grid 0.05° Europe {lat.size}x{lon.size}, mask: {how} ({mask.mean():.1%} of cells), {months} months, "
+          f"3 monthly + 1 static float32 fields")
+    print(f"table {rows:,} rows x 6 columns = {nbytes / 2**20:,.1f} MiB")
+    print(f"flatten (pandas): {t_flat * 1e3:8.1f} ms  {nbytes / t_flat / 1e9:6.2f} GB/s")
+    print(f"numpy copy      : {t_copy * 1e3:8.1f} ms  {nbytes / t_copy / 1e9:6.2f} GB/s")
+    print(f"ratio flatten/copy throughput: {t_copy / t_flat:.2f} (target >= 0.50)")
+
+
+def write_stack(path: Path, years: int) -> tuple[int, int]:
+    lat, lon = europe_grid()
+    mask, how = land_mask(lat, lon)
+    nt = 12 * years
+    times = pd.date_range("2001-01-01", periods=nt, freq="MS")
+    static = xr.Dataset({"land_fraction": (("lat", "lon"), mask.astype(np.float32))}, coords={"lat": lat, "lon": lon})
+    static.to_zarr(path, mode="w", zarr_format=3, consolidated=False)
+    base = (np.sin(np.deg2rad(lat))[:, None] * np.cos(np.deg2rad(lon))[None, :]).astype(np.float32)
+    rng = np.random.default_rng(1)
+    first = True
+    step = 12
+    for t0 in range(0, nt, step):
+        n = min(step, nt - t0)
+        noise = rng.standard_normal((n,) + base.shape, dtype=np.float32) * 0.1
+        block = xr.Dataset(
+            {"lai": (("time", "lat", "lon"), base[None] + noise), "tas": (("time", "lat", "lon"), 280 + base[None] - noise)},
+            coords={"time": times[t0 : t0 + n], "lat": lat, "lon": lon},
+        )
+        enc = {v: {"chunks": (1, lat.size, lon.size)} for v in ("lai", "tas")} if first else None
+        block.to_zarr(path, mode="a", append_dim=None if first else "time", encoding=enc, zarr_format=3, consolidated=False)
+        first = False
+    print(f"stack: {years} years x 12 months, {lat.size}x{lon.size} cells, 2 float32 variables "
+          f"({2 * nt * lat.size * lon.size * 4 / 2**30:.2f} GiB uncompressed), mask: {how}")
+    return nt, int(mask.sum())
+
+
+def _child(store: str, out: str, write: bool) -> None:
+    """Stream the stack into Parquet partition by partition; print JSON with the memory figures."""
+    import dask
+    import psutil
+
+    from pipeline.features import flatten_dask
+    from pipeline.io import open_dataset
+
+    proc = psutil.Process()
+    os.makedirs(out, exist_ok=True)
+    ds = open_dataset(store, chunks={})
+    mask = ds["land_fraction"].values > 0
+    nvalid = int(mask.sum())
+    ddf = flatten_dask(ds, target="lai", predictors=["tas"], mask=mask, partition_rows=nvalid)
+    peak = {"rss": 0}
+    stop = threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            peak["rss"] = max(peak["rss"], proc.memory_info().rss)
+            time.sleep(0.005)
+
+    import gc
+
+    # one-off costs that are not data: JIT-compile the gather kernel and load Arrow's Parquet
+    # writer on a tiny table, before the baseline is taken
+    from pipeline.features import CellIndex
+
+    CellIndex(np.arange(2.0), np.arange(2.0), np.array([[True, False], [False, True]])).gather(np.zeros((1, 2, 2), np.float32))
+    pd.DataFrame({"a": np.zeros(4, np.float32)}).to_parquet(os.path.join(out + ".warm.parquet"), index=False)
+    gc.collect()
+    base = proc.memory_info().rss
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    part_bytes = 0
+    trace = []
+    t = time.perf_counter()
+    with dask.config.set(scheduler="synchronous"):
+        for i in range(ddf.npartitions):
+            part = ddf.partitions[i].compute()
+            part_bytes = max(part_bytes, int(part.memory_usage(deep=True).sum()))
+            if write:
+                part.to_parquet(os.path.join(out, f"part-{i:05d}.parquet"), index=False)
+            del part
+            gc.collect()  # xarray/dask leave reference cycles that would hold the last blocks
+            trace.append(proc.memory_info().rss - base)
+    elapsed = time.perf_counter() - t
+    stop.set()
+    th.join()
+    chunk = ds["lai"].encoding.get("chunks") or ds["lai"].data.chunksize
+    chunk_bytes = int(np.prod(chunk)) * 4
+    print(json.dumps(dict(base=base, peak=peak["rss"], partitions=ddf.npartitions, part_bytes=part_bytes,
+                          chunk_bytes=chunk_bytes, nvalid=nvalid, seconds=elapsed,
+                          after_each=[round(x / 2**20, 1) for x in trace])))
+
+
+def memory(years: int, workdir: Path) -> None:
+    store = workdir / "stack.zarr"
+    t = time.perf_counter()
+    nt, nvalid = write_stack(store, years)
+    print(f"(stack written in {time.perf_counter() - t:.0f} s)")
+    mib = 2**20
+    # glibc raises its mmap threshold after freeing a large block, after which freed multi-MiB
+    # buffers stay in the heap (RSS creeps up although nothing is alive); pyarrow's jemalloc pool
+    # likewise keeps freed memory. "allocators tuned" fixes the threshold and uses the system pool.
+    tuned = {"MALLOC_MMAP_THRESHOLD_": "262144", "ARROW_DEFAULT_MEMORY_POOL": "system"}
+    runs = [(e, x, m) for e, x in (("default allocators", {}), ("allocators tuned", tuned)) for m in ("flatten", "parquet")]
+    for env_name, extra, mode in runs:
+        shutil.rmtree(workdir / "parquet", ignore_errors=True)
+        res = subprocess.run([sys.executable, __file__, "--child", str(store), str(workdir / "parquet"), mode],
+                             check=True, capture_output=True, text=True, env={**os.environ, **extra})
+        r = json.loads(res.stdout.strip().splitlines()[-1])
+        rise = r["peak"] - r["base"]
+        read = 2 * r["chunk_bytes"]  # one chunk of each of the two variables per partition
+        bound = 2 * read + r["part_bytes"]
+        steps = r["after_each"]
+        what = "flatten only (partitions computed and dropped)" if mode == "flatten" else "flatten + Parquet write"
+        print(f"[{what}; {env_name}{' ' + ' '.join(f'{k}={v}' for k, v in extra.items()) if extra else ''}] {r['partitions']} partitions of {r['nvalid']:,} rows in {r['seconds']:.0f} s")
+        print(f"  one chunk: {r['chunk_bytes'] / mib:.1f} MiB per variable, {read / mib:.1f} MiB for both; "
+              f"output partition: {r['part_bytes'] / mib:.1f} MiB; bound 2 x chunk + partition = {bound / mib:.1f} MiB")
+        print(f"  RSS above baseline after partition 1, 2, n/2, n: {steps[0]}, {steps[min(1, len(steps) - 1)]}, "
+              f"{steps[len(steps) // 2]}, {steps[-1]} MiB")
+        print(f"  peak RSS above baseline: {rise / mib:.1f} MiB = {rise / bound:.2f} x the bound "
+              f"({'within' if rise <= bound else 'ABOVE'}; baseline {r['base'] / mib:.0f} MiB)")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        _child(sys.argv[2], sys.argv[3], sys.argv[4] == "parquet")
+        return
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--months", type=int, default=12, help="months in the throughput stack")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--years", type=int, default=20, help="years in the memory stack (0: skip)")
+    ap.add_argument("--workdir", type=Path, default=None, help="scratch directory (default: a temp dir, removed)")
+    args = ap.parse_args()
+    throughput(args.months, args.repeat)
+    if args.years:
+        work = args.workdir or Path(tempfile.mkdtemp(prefix="terrascale-bench-"))
+        try:
+            memory(args.years, work)
+        finally:
+            if args.workdir is None:
+                shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
