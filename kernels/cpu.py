@@ -66,16 +66,6 @@ def _csr_by_dst(dst, n_dst):
     return off, perm
 
 
-@njit(inline="always")
-def _direct_slot(code, n_classes):
-    c = np.int64(code)
-    if c < 0:
-        return 0
-    if c >= n_classes:
-        return n_classes + 1
-    return c + 1
-
-
 #: Column links into one target column whose weights agree to this relative tolerance form one run
 #: and use the run's mean weight. The run's total weight is kept (so conservation holds to
 #: rounding); each class or value gets ``mean * count`` instead of its own per-column sum, a relative
@@ -140,16 +130,17 @@ def _block_size(n_row_links, per_row_bytes):
 
 
 def _prepare_codes(classes, n_classes, lut):
-    """Return (codes, slot_table, use_table) for the class kernels."""
+    """Return (codes, slot_table) for the class kernels: 8/16-bit codes (unsigned view) and a table
+    code -> slot (0 missing, c + 1 class c, n_classes + 1 invalid). Wider integer codes (rare) are
+    mapped to 16-bit slots first with one vectorised pass, so the kernels exist in two variants only."""
     if classes.dtype.itemsize <= 2:
         table, udt = slot_lut(classes.dtype, n_classes, lut)
-        return classes.view(udt), table, True
-    if lut is not None:
-        classes = map_codes(classes, n_classes, lut)
-    elif classes.dtype.kind == "u":  # keep huge unsigned codes invalid (not negative = missing)
-        classes = np.minimum(classes, n_classes)
-    # one compiled variant for every wide integer type
-    return np.ascontiguousarray(classes, dtype=np.int64), np.zeros(1, np.int32), False
+        return classes.view(udt), table
+    if n_classes + 2 > 2**16:
+        raise ValueError(f"at most {2**16 - 2} classes are supported, got n_classes={n_classes}")
+    cls = map_codes(classes, n_classes, lut) if lut is not None else classes
+    slots = np.where(cls < 0, 0, np.where(cls >= n_classes, n_classes + 1, cls + 1)).astype(np.uint16)
+    return slots, np.arange(n_classes + 2, dtype=np.int32)
 
 
 # ----------------------------------------------------------------------------- sparse
@@ -193,16 +184,13 @@ def sparse_weighted_sum(x, src, dst, w, n_dst, *, squares=False, out=None):
 
 
 @njit(parallel=True, cache=True)
-def _sparse_cls(codes, table, use_table, src, w, off, perm, n_classes, out, bad):
+def _sparse_cls(codes, table, src, w, off, perm, n_classes, out, bad):
     n_dst = off.size - 1
     for d in prange(n_dst):
         nbad = 0
         for k in range(off[d], off[d + 1]):
             ll = perm[k]
-            if use_table:
-                slot = np.int64(table[codes[src[ll]]])
-            else:
-                slot = _direct_slot(codes[src[ll]], n_classes)
+            slot = table[codes[src[ll]]]
             if slot == 0:
                 continue
             if slot > n_classes:
@@ -218,10 +206,10 @@ def sparse_class_sum(classes, src, dst, w, n_dst, n_classes, *, lut=None, out=No
     src, dst, w = check_links(src, dst, w, classes.shape[0], n_dst)
     shape = (n_dst, n_classes)
     res = np.zeros(shape) if out is None else check_out((out,), [shape], ("out",))[0]
-    codes, table, use_table = _prepare_codes(classes, n_classes, lut)
+    codes, table = _prepare_codes(classes, n_classes, lut)
     off, perm = _csr_by_dst(dst, n_dst)
     bad = np.zeros(n_dst, np.int64)
-    _sparse_cls(codes, table, use_table, src, w, off, perm, n_classes, res, bad)
+    _sparse_cls(codes, table, src, w, off, perm, n_classes, res, bad)
     if bad.any():
         raise invalid_codes_error(classes, n_classes, lut)
     return res
@@ -326,7 +314,7 @@ def separable_weighted_sum(x, rows, cols, n_dst_rows, n_dst_cols, *, squares=Fal
 
 
 @njit(parallel=True, cache=True)
-def _sep_cls(codes, table, use_table, rsrc, rdst, rw, j0, ln, rq, rwt, n_classes, out, bad, block):
+def _sep_cls(codes, table, rsrc, rdst, rw, j0, ln, rq, rwt, n_classes, out, bad, block):
     n_rl = rsrc.size
     ncol = out.shape[1]
     ns = n_classes + 2
@@ -346,20 +334,15 @@ def _sep_cls(codes, table, use_table, rsrc, rdst, rw, j0, ln, rq, rwt, n_classes
                 a = j0[r]
                 e = a + ln[r]
                 j = a
-                if use_table:
-                    while j + 4 <= e:
-                        c0[table[codes[i, j]]] += 1
-                        c1[table[codes[i, j + 1]]] += 1
-                        c2[table[codes[i, j + 2]]] += 1
-                        c3[table[codes[i, j + 3]]] += 1
-                        j += 4
-                    while j < e:
-                        c0[table[codes[i, j]]] += 1
-                        j += 1
-                else:
-                    while j < e:
-                        c0[_direct_slot(codes[i, j], n_classes)] += 1
-                        j += 1
+                while j + 4 <= e:
+                    c0[table[codes[i, j]]] += 1
+                    c1[table[codes[i, j + 1]]] += 1
+                    c2[table[codes[i, j + 2]]] += 1
+                    c3[table[codes[i, j + 3]]] += 1
+                    j += 4
+                while j < e:
+                    c0[table[codes[i, j]]] += 1
+                    j += 1
                 q = rq[r]
                 wr = rwt[r]
                 for c in range(n_classes):
@@ -384,12 +367,12 @@ def separable_class_sum(classes, rows, cols, n_dst_rows, n_dst_cols, n_classes, 
     (rsrc, rdst, rw), (csrc, cdst, cw) = check_separable(classes.shape, rows, cols, n_dst_rows, n_dst_cols)
     shape = (n_dst_rows, n_dst_cols, n_classes)
     res = np.zeros(shape) if out is None else check_out((out,), [shape], ("out",))[0]
-    codes, table, use_table = _prepare_codes(classes, n_classes, lut)
+    codes, table = _prepare_codes(classes, n_classes, lut)
     j0, ln, rq, rwt = col_runs(csrc, cdst, cw)
     bad = np.zeros(rsrc.size, np.int64)
     block = _block_size(rsrc.size, n_dst_cols * n_classes * 8)
     if rsrc.size and j0.size:
-        _sep_cls(codes, table, use_table, rsrc, rdst, rw, j0, ln, rq, rwt, n_classes, res, bad, block)
+        _sep_cls(codes, table, rsrc, rdst, rw, j0, ln, rq, rwt, n_classes, res, bad, block)
     if bad.any():
         raise invalid_codes_error(classes, n_classes, lut)
     return res
