@@ -132,8 +132,10 @@ def koppen_da(a, r0=0, r1=None):
 
 def run_cdo(grid_arg, infile, outfile, cwd):
     t0 = time.perf_counter()
-    subprocess.run([CDO, "-s", "-P", "1", f"remapcon,{grid_arg}", str(infile), str(outfile)], cwd=cwd, check=True,
-                   capture_output=True)
+    res = subprocess.run([CDO, "-s", "-P", "1", f"remapcon,{grid_arg}", str(infile), str(outfile)], cwd=cwd,
+                         capture_output=True, text=True)
+    if res.returncode:
+        raise RuntimeError(f"cdo remapcon failed: {res.stderr.strip()}")
     return time.perf_counter() - t0
 
 
@@ -257,6 +259,7 @@ def main() -> None:
         rows.append((scase, "terrascale", t_os, "1", "-"))
         onehot = xr.Dataset({f"c{c}": xr.where(slab == 0, np.float32(np.nan), (slab == c).astype(np.float32))
                              for c in (1, 2, 3, 4, 5)})
+        onehot = onehot.assign_coords(lat=slab.lat, lon=slab.lon)  # xr.where drops the CF attrs CDO needs
         if CDO:
             onehot.to_netcdf(tmp / "onehot.nc", encoding={f"c{c}": {"_FillValue": np.float32(-9999)} for c in range(1, 6)})
             (tmp / "gs.txt").write_text(sgrid.cdo_griddes())
