@@ -39,7 +39,7 @@ class DataConfig(Section):
 
     source: Literal["demo", "stores"] = "demo"
     root: Path | None = Field(None, description="directory holding the input stores (source: stores)")
-    region: str = Field("iberia", description="named region or 'lon_min,lat_min,lon_max,lat_max'")
+    region: str = Field("iberia", description="named region (global, europe, iberia, africa, alps) or a box 'south,north,west,east'")
     years: tuple[int, int] = Field((2001, 2030), description="first and last year, inclusive")
     scenarios: list[str] = Field(default_factory=lambda: ["ssp126", "ssp585"])
     target: str = Field("lai", description="variable the models learn")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import make_grid_dataset
+from sample_grids import make_grid_dataset
 from pipeline.errors import InputDataError
 from pipeline.validate import derive_bounds, find_lat_lon, validate_dataset
 
