@@ -204,6 +204,8 @@ def validate_dataset(
     lat, lon = find_lat_lon(ds, source)
     problems: list[str] = []
     notes: list[str] = []
+    if is_unstructured(ds, lat, lon):
+        return _validate_unstructured(ds, source, lat, lon, variables, max_nan_fraction)
     for name in (lat, lon):
         msg = _monotonic_problem(np.asarray(ds[name].values), name)
         if msg:
@@ -217,6 +219,56 @@ def validate_dataset(
     ds = harmonise(ds, lat, lon, notes)
 
     grid_dims = {ds[lat].dims[0], ds[lon].dims[0]}
+    summary = _check_variables(ds, source, lat, lon, grid_dims, variables, max_nan_fraction, problems)
+    return ValidationResult(ds, source, lat, lon, problems, notes, summary)
+
+
+def _fmt(x: float) -> str:
+    return "nan" if not np.isfinite(x) else f"{x:.4g}"
+
+
+def _statistics(ds: xr.Dataset, names: list[str], source: str) -> dict[str, tuple[float, float, float]]:
+    """min, max and NaN fraction of each variable, computed together in one pass over the data."""
+    lazy = []
+    for name in names:
+        data = da.asarray(ds[name].data)
+        if data.dtype.kind != "f":
+            data = data.astype("float64")
+        lazy.append((da.nanmin(data), da.nanmax(data), da.isnan(data).mean()))
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are reported as problems
+            computed = dask.compute(*lazy)
+    except (OSError, RuntimeError, ValueError) as err:
+        raise InputDataError(
+            f"{source}: the values of {', '.join(names)} cannot be read ({type(err).__name__}: {err}); "
+            "the file may be truncated or corrupt: re-create or re-download it"
+        ) from None
+    return {n: tuple(float(v) for v in c) for n, c in zip(names, computed)}
+
+
+def is_unstructured(ds: xr.Dataset, lat: str, lon: str) -> bool:
+    """True for grids listed cell by cell (reduced Gaussian, unstructured): lat and lon on one dim."""
+    return ds[lat].ndim == 1 and ds[lat].dims == ds[lon].dims
+
+
+def _validate_unstructured(ds, source, lat, lon, variables, max_nan_fraction) -> ValidationResult:
+    # Cells of a reduced Gaussian or unstructured grid are listed in the grid's own order (e.g.
+    # row by row from the north for ecCodes/CDO): there is nothing to sort, only ranges to check.
+    problems: list[str] = []
+    notes = [f"unstructured grid: {ds.sizes[ds[lat].dims[0]]} cells on dimension '{ds[lat].dims[0]}'"]
+    lat_v = np.asarray(ds[lat].values, dtype=np.float64)
+    lon_v = np.asarray(ds[lon].values, dtype=np.float64)
+    if np.nanmin(lat_v) < -90 or np.nanmax(lat_v) > 90:
+        problems.append(f"coordinate '{lat}' has values outside [-90, 90]; check its units")
+    if np.nanmin(lon_v) < -360 or np.nanmax(lon_v) > 720:
+        problems.append(f"coordinate '{lon}' has values outside [-360, 720]; check its units")
+    summary = _check_variables(ds, source, lat, lon, {ds[lat].dims[0]}, variables, max_nan_fraction, problems)
+    return ValidationResult(ds, source, lat, lon, problems, notes, summary)
+
+
+def _check_variables(ds, source, lat, lon, grid_dims, variables, max_nan_fraction, problems) -> list[dict]:
+    """Units, ranges and NaN fractions of the variables on the grid; appends to ``problems``."""
     bounds_names = {ds[n].attrs.get("bounds") for n in (lat, lon)}
     if variables:
         missing = [v for v in variables if v not in ds.data_vars]
@@ -255,28 +307,4 @@ def validate_dataset(
                 f"variable '{name}' ranges over [{_fmt(mn)}, {_fmt(mx)}], outside the plausible [{lo:g}, {hi:g}] "
                 "for its units; check the units and the scale_factor/add_offset"
             )
-    return ValidationResult(ds, source, lat, lon, problems, notes, summary)
-
-
-def _fmt(x: float) -> str:
-    return "nan" if not np.isfinite(x) else f"{x:.4g}"
-
-
-def _statistics(ds: xr.Dataset, names: list[str], source: str) -> dict[str, tuple[float, float, float]]:
-    """min, max and NaN fraction of each variable, computed together in one pass over the data."""
-    lazy = []
-    for name in names:
-        data = da.asarray(ds[name].data)
-        if data.dtype.kind != "f":
-            data = data.astype("float64")
-        lazy.append((da.nanmin(data), da.nanmax(data), da.isnan(data).mean()))
-    try:
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are reported as problems
-            computed = dask.compute(*lazy)
-    except (OSError, RuntimeError, ValueError) as err:
-        raise InputDataError(
-            f"{source}: the values of {', '.join(names)} cannot be read ({type(err).__name__}: {err}); "
-            "the file may be truncated or corrupt: re-create or re-download it"
-        ) from None
-    return {n: tuple(float(v) for v in c) for n, c in zip(names, computed)}
+    return summary

@@ -98,3 +98,19 @@ def test_all_nan_variable():
 def test_derive_bounds_clips_latitude():
     b = derive_bounds(np.array([-89.5, 0.0, 89.5]), clip=(-90, 90))
     assert b[0, 0] == -90 and b[-1, 1] == 90
+
+
+def test_unstructured_grid_is_checked_not_sorted():
+    cells = 5
+    ds = xr.Dataset(
+        {"lai": (("cell",), np.array([0.5, 1.0, np.nan, 2.0, 3.0]), {"units": "m2 m-2"})},
+        coords={
+            "lat": ("cell", np.array([60.0, 60.0, 20.0, 20.0, -40.0]), {"units": "degrees_north"}),
+            "lon": ("cell", np.array([0.0, 180.0, 0.0, 90.0, 270.0]), {"units": "degrees_east"}),
+        },
+    )
+    res = validate_dataset(ds, source="n32.nc")
+    assert res.ok, res.problems
+    assert res.summary[0]["nan_percent"] == "20.0" and "unstructured grid: 5 cells" in res.notes[0]
+    bad = ds.assign_coords(lat=("cell", np.array([95.0] * cells), {"units": "degrees_north"}))
+    assert any("outside [-90, 90]" in p for p in validate_dataset(bad).problems)
