@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from pipeline.errors import ConfigError, InputDataError
+from pipeline.errors import BackendError, ConfigError, InputDataError
 from pipeline.grids import Grid, RectilinearGrid, parse_grid, source_axes
 from pipeline.weights import RowwiseWeights, SeparableWeights, SparseWeights, Weights, compute_weights
 
@@ -291,8 +291,13 @@ def _lead(da, plan):
 
 def _xp_for(engine, da):
     if engine == "cupy" or (engine == "auto" and _is_cupy(da.variable._data)):
-        import cupy  # noqa: PLC0415
+        try:
+            import cupy  # noqa: PLC0415
 
+            cupy.cuda.runtime.getDeviceCount()
+        except Exception as err:  # noqa: BLE001  (no CuPy, no driver or no device)
+            raise BackendError(f"engine 'cupy' needs CuPy and a CUDA GPU ({type(err).__name__}: {err}); "
+                               "use engine='numba' (CPU) or install terrascale[gpu]") from None
         return cupy
     return np
 

@@ -13,7 +13,7 @@ from pipeline.aggregate import (
     subgrid_stats,
     to_dataset,
 )
-from pipeline.errors import ConfigError, InputDataError
+from pipeline.errors import BackendError, ConfigError, InputDataError
 from pipeline.grids import parse_grid, source_axes
 
 SETTINGS = dict(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -188,3 +188,12 @@ def test_bad_inputs():
         conservative_mean(xr.DataArray(np.zeros((4, 4)), dims=("a", "b"), name="q"), "10deg")
     with pytest.raises(ConfigError, match="engine"):
         conservative_mean(da, "10deg", engine="fortran")
+    try:
+        import cupy  # noqa: F401
+
+        has_gpu = cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001
+        has_gpu = False
+    if not has_gpu:
+        with pytest.raises(BackendError, match="cupy"):
+            conservative_mean(da, "10deg", engine="cupy")
