@@ -447,13 +447,15 @@ def apply_weights(da: xr.DataArray, weights, *, method: str = "mean", **kwargs):
 # ---- categorical ---------------------------------------------------------------------------
 
 
-def _declared_classes(da, classes):
+def _declared_classes(da, classes, missing=None):
     if classes is None:
         fv = da.attrs.get("flag_values")
         if fv is None:
             raise ConfigError(f"class_fractions of {da.name!r}: pass classes=[...] (the class codes), or give the "
                               "variable CF flag_values")
-        classes = fv
+        # flag_values may list the no-data code as a flag of its own (e.g. IGBP 255): it is not a class
+        no_data = set(_missing_codes(da, missing))
+        classes = [c for c in np.asarray(fv).ravel() if int(c) not in no_data]
     classes = [int(c) for c in np.asarray(classes).ravel()]
     if len(set(classes)) != len(classes) or not classes:
         raise ConfigError(f"classes must be distinct integer codes, got {classes}")
@@ -466,7 +468,7 @@ def _missing_codes(da, missing):
     if missing is None:
         missing = []
         for src in (da.attrs, da.encoding):
-            for k in ("_FillValue", "missing_value"):
+            for k in ("_FillValue", "missing_value", "no_data_value"):
                 v = src.get(k)
                 if v is not None and np.all(np.isfinite(v)):
                     missing += [int(x) for x in np.atleast_1d(v)]
@@ -580,10 +582,11 @@ def class_fractions(da: xr.DataArray, grid=None, *, classes=None, crosswalk=None
 
     ``classes``: the declared class codes (default: the variable's CF ``flag_values``); values outside
     them raise an error naming them. ``missing``: codes meaning "no data" (default: ``_FillValue``
-    / ``missing_value``; NaN in float input). Fractions of a cell sum to 1 wherever it has valid data;
+    / ``missing_value`` / ``no_data_value``; NaN in float input); a no-data code listed in
+    ``flag_values`` is not a class. Fractions of a cell sum to 1 wherever it has valid data;
     the coordinate ``valid_fraction`` is the valid share of the cell's area.
     """
-    classes = _declared_classes(da, classes)
+    classes = _declared_classes(da, classes, missing)
     areas, plan, lead = _class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name)
     valid = areas.sum(1)
     if crosswalk is not None:
@@ -615,7 +618,7 @@ def majority_class(da: xr.DataArray, grid=None, *, classes=None, missing=None, c
                    weights: Weights | None = None, engine: str = "auto", chunk_rows: int | None = None,
                    name: str = "input") -> xr.DataArray:
     """The class covering the largest area of each target cell (ties: the first declared class)."""
-    classes = _declared_classes(da, classes)
+    classes = _declared_classes(da, classes, missing)
     areas, plan, lead = _class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name)
     idx = np.argmax(areas, axis=1)
     out = np.asarray(classes, dtype=np.int32)[idx]
