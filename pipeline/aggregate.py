@@ -552,27 +552,21 @@ def _read_crosswalk(crosswalk, classes):
     """class→PFT table → (pft names, matrix (n_classes, n_pft)); rows must sum to 1."""
     import pandas as pd
 
+    from pipeline.datasets.classes import check_crosswalk, read_crosswalk
+
     if isinstance(crosswalk, (str, Path)):
-        p = Path(crosswalk)
-        if not p.exists():
-            raise ConfigError(f"crosswalk table {p} does not exist")
-        table = pd.read_csv(p, index_col=0, comment="#")
+        table = read_crosswalk(crosswalk)
     elif isinstance(crosswalk, dict):
         table = pd.DataFrame.from_dict({int(k): v for k, v in crosswalk.items()}, orient="index").fillna(0.0)
+        table = check_crosswalk(table, "(dict)")
     elif isinstance(crosswalk, pd.DataFrame):
-        table = crosswalk
+        table = check_crosswalk(crosswalk, "(DataFrame)")
     else:
         raise ConfigError("crosswalk must be a CSV path, a dict {class: {pft: fraction}} or a pandas DataFrame")
-    table.index = [int(i) for i in table.index]
     missing = [c for c in classes if c not in table.index]
     if missing:
         raise ConfigError(f"crosswalk has no row for classes {missing}; add them (fractions per PFT summing to 1)")
-    m = table.loc[classes].to_numpy(dtype=np.float64)
-    sums = m.sum(1)
-    bad = [c for c, s in zip(classes, sums) if abs(s - 1) > 1e-6]
-    if bad or (m < 0).any():
-        raise ConfigError(f"crosswalk rows must be non-negative and sum to 1; classes {bad or 'with negative entries'} do not")
-    return [str(c) for c in table.columns], m
+    return [str(c) for c in table.columns], table.loc[classes].to_numpy(dtype=np.float64)
 
 
 def class_fractions(da: xr.DataArray, grid=None, *, classes=None, crosswalk=None, missing=None,

@@ -138,6 +138,40 @@ def load_class_table(path: "str | Path | None" = None) -> ClassTable:
     return ClassTable(df, groups, path)
 
 
+def check_crosswalk(df: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Check a class → PFT table (index: class codes, one column per PFT): numbers >= 0, rows summing to 1."""
+    try:
+        df = df.astype(np.float64)
+        df.index = df.index.astype(np.int64)
+    except (ValueError, TypeError):
+        raise InputDataError(f"PFT crosswalk {source}: class codes must be integers and PFT columns numbers") from None
+    if df.shape[1] == 0:
+        raise InputDataError(f"PFT crosswalk {source} has no PFT column; give one numeric column per PFT")
+    if (df < 0).any().any():
+        raise InputDataError(f"PFT crosswalk {source}: fractions must be >= 0")
+    sums = df.sum(axis=1)
+    bad = sums.index[(sums - 1).abs() > 1e-6].tolist()
+    if bad:
+        raise InputDataError(
+            f"PFT crosswalk {source}: the rows for class value(s) {bad} sum to {sums[bad].round(4).tolist()}, not 1; "
+            "make each row's PFT fractions sum to 1"
+        )
+    return df
+
+
+def read_crosswalk(path: "str | Path") -> pd.DataFrame:
+    """Read a class → PFT crosswalk CSV of any class scheme.
+
+    The first column holds the class codes; text columns (labels such as ``short_name``) are
+    ignored; every numeric column is one PFT. Rows are checked by :func:`check_crosswalk`.
+    """
+    path = Path(path)
+    df = _read_csv(path)
+    key = df.columns[0]
+    labels = [c for c in df.columns[1:] if not pd.api.types.is_numeric_dtype(df[c])]
+    return check_crosswalk(df.set_index(key).drop(columns=labels), str(path))
+
+
 def load_pft_crosswalk(path: "str | Path | None" = None) -> pd.DataFrame:
     """Read and check the IGBP → PFT crosswalk (fractions of each PFT per class).
 
@@ -153,26 +187,10 @@ def load_pft_crosswalk(path: "str | Path | None" = None) -> pd.DataFrame:
         Index ``value`` 0..16, one float column per PFT, rows summing to 1.
     """
     path = Path(path) if path is not None else DEFAULT_PFT_CROSSWALK
-    df = _read_csv(path)
-    if "value" not in df.columns:
-        raise InputDataError(f"PFT crosswalk {path} needs a 'value' column with the IGBP values 0..16")
-    if sorted(df["value"].tolist()) != list(range(N_IGBP)):
-        raise InputDataError(f"PFT crosswalk {path}: column 'value' must list each IGBP value 0..16 once")
-    df = df.set_index("value").sort_index().drop(columns=["short_name"], errors="ignore")
-    try:
-        df = df.astype(np.float64)
-    except ValueError:
-        raise InputDataError(f"PFT crosswalk {path}: PFT columns must be numbers") from None
-    if (df < 0).any().any():
-        raise InputDataError(f"PFT crosswalk {path}: fractions must be >= 0")
-    sums = df.sum(axis=1)
-    bad = sums.index[(sums - 1).abs() > 1e-6].tolist()
-    if bad:
-        raise InputDataError(
-            f"PFT crosswalk {path}: the rows for IGBP value(s) {bad} sum to {sums[bad].round(4).tolist()}, not 1; "
-            "make each row's PFT fractions sum to 1"
-        )
-    return df
+    df = read_crosswalk(path)
+    if sorted(df.index.tolist()) != list(range(N_IGBP)):
+        raise InputDataError(f"PFT crosswalk {path}: its first column must list each IGBP value 0..16 once")
+    return df.sort_index()
 
 
 def koppen_flag_attrs() -> dict:

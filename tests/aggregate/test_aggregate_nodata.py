@@ -42,3 +42,17 @@ def test_majority_never_picks_no_data():
     out = majority_class(_igbp_like(), parse_grid("1deg"), engine="numpy")
     values = out.values[np.isfinite(out.values.astype(float)) & (out.values >= 0)]
     assert values.size and set(np.unique(values)) <= {0, 1, 2, 3}
+
+
+def test_shipped_igbp_crosswalk_csv_gives_pft_fractions():
+    from pipeline.datasets.classes import DEFAULT_PFT_CROSSWALK, load_pft_crosswalk
+
+    da = _igbp_like()
+    pft = class_fractions(da, parse_grid("1deg"), crosswalk=DEFAULT_PFT_CROSSWALK, engine="numpy")
+    table = load_pft_crosswalk()
+    assert list(pft["pft"].values) == list(table.columns)  # the label column short_name is not a PFT
+    cls = class_fractions(da, parse_grid("1deg"), engine="numpy")
+    expected = np.einsum("kyx,kp->pyx", np.nan_to_num(cls.values), table.loc[[0, 1, 2, 3]].to_numpy())
+    ok = np.isfinite(pft.values)
+    np.testing.assert_allclose(pft.values[ok], expected[ok], atol=1e-12)
+    np.testing.assert_allclose(pft.sum("pft", skipna=False).values[ok[0]], 1.0, atol=1e-12)

@@ -72,7 +72,7 @@ def test_replacement_tables_are_checked(tmp_path):
     bad = tmp_path / "crosswalk.csv"
     text = DEFAULT_PFT_CROSSWALK.read_text().replace("12,CRO,0,0,0,0,0,0.05,", "12,CRO,0,0,0,0,0,0.15,")
     bad.write_text(text)
-    with pytest.raises(InputDataError, match=r"IGBP value\(s\) \[12\] sum to \[1.1\]"):
+    with pytest.raises(InputDataError, match=r"class value\(s\) \[12\] sum to \[1.1\]"):
         load_pft_crosswalk(bad)
     tab = tmp_path / "classes.csv"
     tab.write_text(DEFAULT_CLASS_TABLE.read_text().replace(",lai_max,", ",laimax,"))
