@@ -126,7 +126,16 @@ _reg_agg(app)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    Applies the process-wide allocator settings first (:func:`pipeline.runtime.tune_allocators`:
+    glibc's mmap threshold pinned, pyarrow's system pool), so that streaming stages such as
+    ``features`` return each partition's buffers to the OS instead of creeping up; importing
+    the library does not do this, only the application.
+    """
+    from pipeline.runtime import tune_allocators
+
+    tune_allocators()
     app()
 
 
