@@ -13,13 +13,27 @@ Run:  .venv/bin/python benchmarks/flatten.py [--years 20] [--months 12] [--workd
    variables, chunks of one month: (1, 760, 1400)) plus the static mask is written to
    ``--workdir``; a fresh process then streams it through :func:`pipeline.features.flatten_dask`
    (one partition per month, dask's synchronous scheduler) into Parquet files, one partition at
-   a time, while a thread samples the process RSS every 5 ms. It runs twice: once only
-   computing and dropping the partitions (the flatten itself), once also writing them with
-   pandas/pyarrow ``to_parquet``. Reported: peak RSS above the baseline taken after imports,
-   opening the store, the mask, and a warm-up of the gather kernel and the Parquet writer,
-   against the issue's bound 2 x (one chunk of every variable read per partition) + one
-   output partition; and the RSS after partitions 1, 2, n/2 and n, which shows whether
-   anything accumulates with the number of partitions (it must not).
+   a time, while a thread samples the process RSS every 5 ms. Partitions are written with
+   :func:`pipeline.features.write_partition`, the writer of ``write_feature_table`` (the
+   ``terrascale features`` path). Runs, each in a fresh process:
+
+   - allocators as ``terrascale`` sets them: :func:`pipeline.runtime.tune_allocators` called
+     at the start of the process, before numpy/pandas/pyarrow are imported, as in
+     ``pipeline.cli.main`` (``pipeline.cli`` imports none of them); flatten only, then
+     flatten + write. The last one is the verdict.
+   - default allocators (no tuning, as a library user gets): flatten only, flatten + write.
+   - for comparison: the same tuning through the environment at start-up
+     (``MALLOC_MMAP_THRESHOLD_``, ``ARROW_DEFAULT_MEMORY_POOL``), and pandas ``to_parquet``
+     (pyarrow's default 1 MiB dictionary limit) instead of ``write_partition``.
+
+   Reported: peak RSS above the baseline taken after imports, opening the store, the mask,
+   and a warm-up of the gather kernel and the Parquet writer (on Linux exact: the kernel's
+   high-water mark VmHWM, reset through /proc/self/clear_refs after the baseline and read
+   after each compute and each write, so the peak of each phase is known; elsewhere sampled
+   every 5 ms, which can miss short spikes; both are printed), against the issue's bound
+   2 x (one chunk of every variable read per partition) + one output partition; and the RSS
+   after partitions 1, 2, n/2 and n, which shows whether anything accumulates with the number
+   of partitions (it must not).
 """
 
 from __future__ import annotations
@@ -35,9 +49,18 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import xarray as xr
+# A child run "as terrascale" applies the allocator settings where pipeline.cli.main does: before
+# numpy/pandas/pyarrow are imported (pipeline.cli imports none of them), so that pyarrow's
+# default pool is chosen from ARROW_DEFAULT_MEMORY_POOL when it loads.
+_TUNED = None
+if __name__ == "__main__" and sys.argv[1:2] == ["--child"] and sys.argv[5:6] == ["tune"]:
+    from pipeline.runtime import tune_allocators
+
+    _TUNED = tune_allocators()
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import xarray as xr  # noqa: E402
 
 SOUTH, NORTH, WEST, EAST, RES = 34.0, 72.0, -25.0, 45.0, 0.05
 
@@ -136,26 +159,56 @@ def write_stack(path: Path, years: int) -> tuple[int, int]:
     return nt, int(mask.sum())
 
 
-def _child(store: str, out: str, write: bool) -> None:
-    """Stream the stack into Parquet partition by partition; print JSON with the memory figures."""
+def _hwm() -> int:
+    """The process's peak resident set (VmHWM, Linux) in bytes."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024
+    raise OSError("no VmHWM")
+
+
+def _reset_hwm() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        _hwm()
+        return True
+    except OSError:
+        return False
+
+
+def _child(store: str, out: str, mode: str, tune: bool) -> None:
+    """Stream the stack into Parquet partition by partition; print JSON with the memory figures.
+
+    ``mode``: ``flatten`` (compute and drop), ``parquet`` (:func:`write_partition`) or
+    ``to_parquet`` (pandas). ``tune``: :func:`pipeline.runtime.tune_allocators` was called at
+    the top of the module, before numpy/pandas/pyarrow were imported, as ``terrascale`` does.
+    """
+    tuned = _TUNED if tune else None
+    assert (tuned is not None) == tune, "tune_allocators must run at import, before pandas"
     import dask
     import psutil
+    import pyarrow as pa
 
-    from pipeline.features import flatten_dask
+    from pipeline.features import flatten_dask, write_partition
     from pipeline.io import open_dataset
 
+    write = {"flatten": None, "parquet": write_partition,
+             "to_parquet": lambda part, path: part.to_parquet(path, index=False)}[mode]
     proc = psutil.Process()
     os.makedirs(out, exist_ok=True)
     ds = open_dataset(store, chunks={})
     mask = ds["land_fraction"].values > 0
     nvalid = int(mask.sum())
     ddf = flatten_dask(ds, target="lai", predictors=["tas"], mask=mask, partition_rows=nvalid)
-    peak = {"rss": 0}
+    sampled = {"rss": 0}
     stop = threading.Event()
 
-    def sample():
+    def sample():  # where the kernel's exact high-water mark cannot be reset
         while not stop.is_set():
-            peak["rss"] = max(peak["rss"], proc.memory_info().rss)
+            sampled["rss"] = max(sampled["rss"], proc.memory_info().rss)
             time.sleep(0.005)
 
     import gc
@@ -165,9 +218,18 @@ def _child(store: str, out: str, write: bool) -> None:
     from pipeline.features import CellIndex
 
     CellIndex(np.arange(2.0), np.arange(2.0), np.array([[True, False], [False, True]])).gather(np.zeros((1, 2, 2), np.float32))
-    pd.DataFrame({"a": np.zeros(4, np.float32)}).to_parquet(os.path.join(out + ".warm.parquet"), index=False)
+    if write is not None:
+        write(pd.DataFrame({"a": np.zeros(4, np.float32)}), os.path.join(out + ".warm.parquet"))
     gc.collect()
     base = proc.memory_info().rss
+    exact = _reset_hwm()
+    peak = {"compute": base, "write": base}
+
+    def phase_end(name):  # the exact peak of the phase just ended, then start a new high-water mark
+        if exact:
+            peak[name] = max(peak[name], _hwm())
+            _reset_hwm()
+
     th = threading.Thread(target=sample, daemon=True)
     th.start()
     part_bytes = 0
@@ -177,19 +239,26 @@ def _child(store: str, out: str, write: bool) -> None:
         for i in range(ddf.npartitions):
             part = ddf.partitions[i].compute()
             part_bytes = max(part_bytes, int(part.memory_usage(deep=True).sum()))
-            if write:
-                part.to_parquet(os.path.join(out, f"part-{i:05d}.parquet"), index=False)
+            phase_end("compute")
+            if write is not None:
+                write(part, os.path.join(out, f"part-{i:05d}.parquet"))
+                phase_end("write")
             del part
             gc.collect()  # xarray/dask leave reference cycles that would hold the last blocks
             trace.append(proc.memory_info().rss - base)
     elapsed = time.perf_counter() - t
     stop.set()
     th.join()
+    if not exact:
+        peak = {"compute": sampled["rss"], "write": base}
     chunk = ds["lai"].encoding.get("chunks") or ds["lai"].data.chunksize
     chunk_bytes = int(np.prod(chunk)) * 4
-    print(json.dumps(dict(base=base, peak=peak["rss"], partitions=ddf.npartitions, part_bytes=part_bytes,
+    print(json.dumps(dict(base=base, peak=max(peak.values()), exact=exact, sampled=sampled["rss"],
+                          peak_compute=peak["compute"], peak_write=peak["write"],
+                          partitions=ddf.npartitions, part_bytes=part_bytes,
                           chunk_bytes=chunk_bytes, nvalid=nvalid, seconds=elapsed,
-                          after_each=[round(x / 2**20, 1) for x in trace])))
+                          after_each=[round(x / 2**20, 1) for x in trace], tuned=tuned,
+                          arrow_pool=pa.default_memory_pool().backend_name)))
 
 
 def memory(years: int, workdir: Path) -> None:
@@ -199,32 +268,53 @@ def memory(years: int, workdir: Path) -> None:
     print(f"(stack written in {time.perf_counter() - t:.0f} s)")
     mib = 2**20
     # glibc raises its mmap threshold after freeing a large block, after which freed multi-MiB
-    # buffers stay in the heap (RSS creeps up although nothing is alive); pyarrow's jemalloc pool
-    # likewise keeps freed memory. "allocators tuned" fixes the threshold and uses the system pool.
-    tuned = {"MALLOC_MMAP_THRESHOLD_": "262144", "ARROW_DEFAULT_MEMORY_POOL": "system"}
-    runs = [(e, x, m) for e, x in (("default allocators", {}), ("allocators tuned", tuned)) for m in ("flatten", "parquet")]
-    for env_name, extra, mode in runs:
+    # buffers stay in the heap (RSS creeps up although nothing is alive); pyarrow's mimalloc/jemalloc
+    # pool likewise keeps freed memory. pipeline.runtime.tune_allocators (called by terrascale's
+    # main) pins the threshold with mallopt and switches pyarrow to the system pool; the env run
+    # checks that this has the effect of the same settings made through the environment.
+    env_tuned = {"MALLOC_MMAP_THRESHOLD_": "262144", "ARROW_DEFAULT_MEMORY_POOL": "system"}
+    clean = {k: v for k, v in os.environ.items() if k not in env_tuned and k != "GLIBC_TUNABLES"}
+    runs = [
+        ("flatten", "as terrascale: pipeline.runtime.tune_allocators()", True, {}),
+        ("parquet", "as terrascale: pipeline.runtime.tune_allocators()", True, {}),
+        ("flatten", "default allocators", False, {}),
+        ("parquet", "default allocators", False, {}),
+        ("parquet", "tuned through the environment " + " ".join(f"{k}={v}" for k, v in env_tuned.items()), False, env_tuned),
+        ("to_parquet", "as terrascale: pipeline.runtime.tune_allocators()", True, {}),
+    ]
+    whats = {"flatten": "flatten only (partitions computed and dropped)",
+             "parquet": "flatten + Parquet write_partition (the terrascale features writer)",
+             "to_parquet": "flatten + pandas to_parquet (the former writer, for comparison)"}
+    for mode, env_name, tune, extra in runs:
         shutil.rmtree(workdir / "parquet", ignore_errors=True)
-        res = subprocess.run([sys.executable, __file__, "--child", str(store), str(workdir / "parquet"), mode],
-                             check=True, capture_output=True, text=True, env={**os.environ, **extra})
+        res = subprocess.run([sys.executable, __file__, "--child", str(store), str(workdir / "parquet"), mode,
+                              "tune" if tune else "plain"],
+                             check=True, capture_output=True, text=True, env={**clean, **extra})
         r = json.loads(res.stdout.strip().splitlines()[-1])
         rise = r["peak"] - r["base"]
         read = 2 * r["chunk_bytes"]  # one chunk of each of the two variables per partition
         bound = 2 * read + r["part_bytes"]
         steps = r["after_each"]
-        what = "flatten only (partitions computed and dropped)" if mode == "flatten" else "flatten + Parquet write"
-        print(f"[{what}; {env_name}{' ' + ' '.join(f'{k}={v}' for k, v in extra.items()) if extra else ''}] {r['partitions']} partitions of {r['nvalid']:,} rows in {r['seconds']:.0f} s")
+        print(f"[{whats[mode]}; {env_name}] {r['partitions']} partitions of {r['nvalid']:,} rows in {r['seconds']:.0f} s"
+              f" (mmap threshold pinned: {(r['tuned'] or {}).get('mmap_threshold') or 'no (by mallopt)'}; "
+              f"arrow pool: {r['arrow_pool']})")
         print(f"  one chunk: {r['chunk_bytes'] / mib:.1f} MiB per variable, {read / mib:.1f} MiB for both; "
               f"output partition: {r['part_bytes'] / mib:.1f} MiB; bound 2 x chunk + partition = {bound / mib:.1f} MiB")
         print(f"  RSS above baseline after partition 1, 2, n/2, n: {steps[0]}, {steps[min(1, len(steps) - 1)]}, "
               f"{steps[len(steps) // 2]}, {steps[-1]} MiB")
+        how = ("exact: kernel high-water mark VmHWM, reset after the baseline" if r["exact"]
+               else "sampled every 5 ms, may miss short spikes")
+        print(f"  peak RSS above baseline ({how}; sampled every 5 ms: {(r['sampled'] - r['base']) / mib:.1f} MiB)")
+        if mode != "flatten" and r["exact"]:
+            print(f"    while computing a partition: {(r['peak_compute'] - r['base']) / mib:.1f} MiB, "
+                  f"while writing one: {(r['peak_write'] - r['base']) / mib:.1f} MiB")
         print(f"  peak RSS above baseline: {rise / mib:.1f} MiB = {rise / bound:.2f} x the bound "
               f"({'within' if rise <= bound else 'ABOVE'}; baseline {r['base'] / mib:.0f} MiB)")
 
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        _child(sys.argv[2], sys.argv[3], sys.argv[4] == "parquet")
+        _child(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5] == "tune")
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--months", type=int, default=12, help="months in the throughput stack")
