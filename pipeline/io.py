@@ -183,7 +183,7 @@ def write(
         else:
             _drop_stale_chunk_encoding(out)
             out.to_zarr(tmp, mode="w", encoding=encoding, consolidated=False, zarr_format=3)
-        _replace(tmp, path)
+        replace_atomically(tmp, path)
     except BaseException:
         _remove(tmp)
         raise
@@ -204,7 +204,12 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-def _replace(tmp: Path, path: Path) -> None:
+def replace_atomically(tmp: Path, path: Path) -> None:
+    """Move the finished temporary ``tmp`` (file or directory) onto ``path``.
+
+    A file is replaced in one ``os.replace``. An existing directory at ``path`` is first moved
+    aside to a hidden sibling, ``tmp`` renamed onto ``path``, then the old one removed.
+    """
     if path.is_dir():
         # os.replace cannot replace a non-empty directory: move the old one aside first.
         old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")

@@ -1,0 +1,61 @@
+"""The backend of a table and its arrays: host copies of device arrays, Zarr reads into device memory."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+
+def get_backend(backend=None):
+    """A :class:`pipeline.backend.Backend` from ``None`` (CPU), ``"auto"|"cpu"|"gpu"`` or a Backend."""
+    from pipeline.backend import resolve_backend
+
+    if backend is None:
+        return resolve_backend("cpu")
+    if isinstance(backend, str):
+        return resolve_backend(backend)
+    return backend
+
+
+def _is_device_array(a) -> bool:
+    return hasattr(a, "__cuda_array_interface__")
+
+
+def _to_host(a) -> np.ndarray:
+    if hasattr(a, "get") and _is_device_array(a):
+        return a.get()
+    return np.asarray(a)
+
+
+def read_zarr_block_gpu(store_path: Path, da: xr.DataArray, key_dims, xp):
+    """Read a block of a Zarr array straight into device memory (CuPy), decoded like xarray.
+
+    Uses ``zarr.config.enable_gpu()`` so zarr returns CuPy arrays, with KvikIO's ``GDSStore``
+    (GPUDirect Storage, POSIX fallback) when KvikIO is installed, else zarr's ``LocalStore``.
+    The result is transposed to (time, lat, lon) on the device.
+    """
+    import zarr
+
+    key, dims = key_dims
+    try:
+        from kvikio.zarr import GDSStore
+
+        store = GDSStore(root=str(store_path))
+    except ImportError:
+        store = zarr.storage.LocalStore(str(store_path), read_only=True)
+    with zarr.config.enable_gpu():
+        arr = zarr.open_array(store=store, path=str(da.name), mode="r")
+        block = xp.asarray(arr[key])
+    enc = da.encoding
+    fill = enc.get("_FillValue", da.attrs.get("_FillValue"))
+    block = block.astype(xp.float32 if block.dtype.itemsize <= 4 else xp.float64, copy=False)
+    if fill is not None and not (isinstance(fill, float) and math.isnan(fill)):
+        block = xp.where(block == fill, xp.nan, block)
+    if "scale_factor" in enc or "add_offset" in enc:
+        block = block * enc.get("scale_factor", 1.0) + enc.get("add_offset", 0.0)
+    order = [dims.index(d) for d in dims if d not in ("time", "lat", "lon")] + [dims.index(d) for d in ("time", "lat", "lon")]
+    block = xp.transpose(block, order)
+    return xp.ascontiguousarray(block.reshape(block.shape[-3:]))

@@ -1,0 +1,31 @@
+"""The features stage: a :class:`FeatureBuilder` from a run config, and the run that writes the table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.features.builder import FeatureBuilder
+from pipeline.features.device import get_backend
+from pipeline.features.stores import input_stores, open_stores
+from pipeline.features.table import write_feature_table
+
+
+def builder_from_config(cfg, *, backend=None) -> FeatureBuilder:
+    """A :class:`FeatureBuilder` for a run config (inputs found or generated, opened lazily)."""
+    be = get_backend(backend if backend is not None else cfg.backend)
+    paths = input_stores(cfg)
+    return FeatureBuilder(open_stores(paths), cfg.features, cfg.splits, target=cfg.data.target,
+                          scenarios=cfg.data.scenarios, years=tuple(cfg.data.years), seed=cfg.seed,
+                          backend=be, paths=paths)
+
+
+def run_features(cfg, *, backend=None, progress=None) -> dict:
+    """The features stage: build the table, write it to ``<run_dir>/features`` and the resolved config."""
+    from pipeline.config import write_resolved_config
+
+    builder = builder_from_config(cfg, backend=backend)
+    meta = write_feature_table(builder, Path(cfg.run_dir) / "features", progress=progress)
+    write_resolved_config(cfg, cfg.run_dir)
+    meta["path"] = str(Path(cfg.run_dir) / "features")
+    meta["backend"] = builder.be.name
+    return meta
