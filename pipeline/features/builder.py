@@ -171,19 +171,19 @@ class FeatureBuilder:
         wanted += [(v, "mean", L) for v in f.lag_variables for L in f.lags]
         wanted += [(v, "sum", L) for v in f.accumulate for L in f.lags]
         self.climate_index = None
+        first = None
         for var, kind, L in wanted:
             da = self._driver("climate", var, "predictor" if kind == "value" else "lagged driver")
             rule = f.broadcast.get(var, f.coarse_broadcast)
             bc = self._broadcast("climate", rule, var)
             col = var if kind == "value" else f"{var}_{kind}{L}m"
             self.coarse.append(_Coarse(col, var, kind, L, bc))
-            if self.climate_index is None:
-                self._setup_climate_time(da)
+            first = da if first is None else first
         self.max_lag = max((c.window for c in self.coarse), default=0)
-
-    def _setup_climate_time(self, da):
-        lagged = any(c.window for c in self.coarse)  # the drivers set up so far (see _setup_coarse)
-        self.climate_index = climate_month_index(da, self.times, lagged=lagged, store=self.names["climate"])
+        if first is not None:
+            # after the loop, so that the monthly-axis check sees every lagged driver
+            self.climate_index = climate_month_index(first, self.times, lagged=self.max_lag > 0,
+                                                     store=self.names["climate"])
 
     def _broadcast(self, store_key, rule, var, neighbours=False):
         key = (store_key, rule, neighbours)

@@ -230,3 +230,13 @@ def test_gpu_table_matches_cpu(synth_root):  # pragma: no cover - needs a GPU
     g = gpu.partition(1)
     assert isinstance(g["lai"].values, cupy.ndarray)  # read from Zarr into device memory
     pd.testing.assert_frame_equal(g.to_pandas(), cpu.partition(1), check_categorical=False, rtol=1e-6)
+
+
+def test_lagged_drivers_need_a_gapless_monthly_climate_axis(synth_root):
+    stores = open_stores(find_stores(synth_root))
+    gappy = stores["climate"].isel(time=[t for t in range(stores["climate"].sizes["time"]) if t != 5])
+    stores = {**stores, "climate": gappy}
+    # a driver as plain predictor first, then the lagged ones: the check must still see the lags
+    with pytest.raises(InputDataError, match="not monthly without gaps"):
+        _builder(synth_root, "features.coarse=[tas]", "features.lag_variables=[pr]", "features.lags=[2]",
+                 "data.years=2002:2002", stores=stores)
