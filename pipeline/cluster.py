@@ -81,7 +81,8 @@ def start_cluster(cfg: ClusterConfig, backend: Backend | None = None) -> Iterato
                 dashboard_address=dashboard,
             )
         elif plan.kind == "slurm":
-            cluster = _slurm_cluster(cfg, plan)
+            cluster = slurm_cluster(cfg, plan)
+            cluster.scale(jobs=cfg.slurm.jobs)
         client = Client(cluster)
     try:
         yield client
@@ -91,7 +92,12 @@ def start_cluster(cfg: ClusterConfig, backend: Backend | None = None) -> Iterato
             cluster.close()
 
 
-def _slurm_cluster(cfg: ClusterConfig, plan: ClusterPlan):
+def slurm_cluster(cfg: ClusterConfig, plan: ClusterPlan):
+    """A dask-jobqueue ``SLURMCluster`` for the config, not yet scaled (no job submitted).
+
+    Each SLURM job runs one dask worker with ``threads_per_worker`` threads (``slurm.cores`` by
+    default); ``cluster.job_script()`` shows the batch script that ``scale`` would submit.
+    """
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError:
@@ -107,5 +113,4 @@ def _slurm_cluster(cfg: ClusterConfig, plan: ClusterPlan):
         memory=memory,
         job_extra_directives=list(s.job_extra_directives),
     )
-    cluster.scale(jobs=s.jobs)
     return cluster

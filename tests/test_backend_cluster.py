@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from optional import gpu_available
+from optional import gpu_available, requires_dask_jobqueue
 from pipeline.backend import estimator_module, probe_gpu, resolve_backend
 from pipeline.cluster import plan_cluster, start_cluster
 from pipeline.config import ClusterConfig
@@ -76,3 +76,40 @@ def test_unreachable_scheduler_is_a_config_error():
     with pytest.raises(ConfigError, match="cannot reach the dask scheduler"):
         with start_cluster(cfg):
             pass
+
+
+@requires_dask_jobqueue
+def test_slurm_job_script_follows_the_config():
+    from pipeline.cluster import slurm_cluster
+    from pipeline.config import SlurmConfig
+
+    cfg = ClusterConfig(kind="slurm", slurm=SlurmConfig(queue="gpu", account="proj42", walltime="02:30:00", cores=4,
+                                                        memory="16GB", jobs=3, job_extra_directives=["--gres=gpu:1"]))
+    plan = plan_cluster(cfg, resolve_backend("cpu"))
+    assert (plan.kind, plan.n_workers, plan.threads_per_worker) == ("slurm", 3, 4)
+    cluster = slurm_cluster(cfg, plan)
+    try:
+        script = cluster.job_script()
+    finally:
+        cluster.close()
+    for line in ("#SBATCH -p gpu", "#SBATCH -A proj42", "#SBATCH -t 02:30:00", "#SBATCH --gres=gpu:1", "--nthreads 4"):
+        assert line in script, script
+
+
+def test_slurm_without_dask_jobqueue_names_the_extra(monkeypatch):
+    import builtins
+
+    from pipeline.cluster import slurm_cluster
+    from pipeline.errors import MissingDependencyError
+
+    real_import = builtins.__import__
+
+    def fake_import(name, *args, **kwargs):
+        if name.startswith("dask_jobqueue"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", fake_import)
+    cfg = ClusterConfig(kind="slurm")
+    with pytest.raises(MissingDependencyError, match=r"terrascale\[slurm\]"):
+        slurm_cluster(cfg, plan_cluster(cfg, resolve_backend("cpu")))
