@@ -113,3 +113,11 @@ def test_slurm_without_dask_jobqueue_names_the_extra(monkeypatch):
     cfg = ClusterConfig(kind="slurm")
     with pytest.raises(MissingDependencyError, match=r"terrascale\[slurm\]"):
         slurm_cluster(cfg, plan_cluster(cfg, resolve_backend("cpu")))
+
+
+@pytest.mark.gpu
+def test_local_cuda_cluster_start_and_stop():
+    cfg = ClusterConfig(kind="cuda", n_workers=1, memory_limit="4GB")
+    with start_cluster(cfg, resolve_backend("gpu")) as client:
+        assert len(client.scheduler_info()["workers"]) == 1
+        assert client.submit(lambda: __import__("cupy").arange(4).sum().item()).result() == 6
