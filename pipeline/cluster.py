@@ -58,36 +58,38 @@ def start_cluster(cfg: ClusterConfig, backend: Backend | None = None) -> Iterato
 
     plan = plan_cluster(cfg, backend)
     dashboard = ":0" if cfg.dashboard else None
-    cluster = None
-    if plan.kind == "address":
-        try:
-            client = Client(cfg.address, timeout="10s")
-        except OSError as err:
-            raise ConfigError(f"cannot reach the dask scheduler at cluster.address={cfg.address}: {err}") from None
-    else:
-        if plan.kind == "local":
-            cluster = LocalCluster(
-                n_workers=plan.n_workers,
-                threads_per_worker=plan.threads_per_worker,
-                memory_limit=plan.memory_limit,
-                dashboard_address=dashboard,
-                processes=True,
-            )
-        elif plan.kind == "cuda":
-            cluster = local_cuda_cluster_class()(
-                n_workers=plan.n_workers,
-                threads_per_worker=plan.threads_per_worker,
-                memory_limit=plan.memory_limit,
-                dashboard_address=dashboard,
-            )
-        elif plan.kind == "slurm":
-            cluster = slurm_cluster(cfg, plan)
-            cluster.scale(jobs=cfg.slurm.jobs)
-        client = Client(cluster)
+    cluster = client = None
     try:
+        if plan.kind == "address":
+            try:
+                client = Client(cfg.address, timeout="10s")
+            except OSError as err:
+                raise ConfigError(f"cannot reach the dask scheduler at cluster.address={cfg.address}: {err}") from None
+        else:
+            if plan.kind == "local":
+                cluster = LocalCluster(
+                    n_workers=plan.n_workers,
+                    threads_per_worker=plan.threads_per_worker,
+                    memory_limit=plan.memory_limit,
+                    dashboard_address=dashboard,
+                    processes=True,
+                )
+            elif plan.kind == "cuda":
+                cluster = local_cuda_cluster_class()(
+                    n_workers=plan.n_workers,
+                    threads_per_worker=plan.threads_per_worker,
+                    memory_limit=plan.memory_limit,
+                    dashboard_address=dashboard,
+                )
+            elif plan.kind == "slurm":
+                cluster = slurm_cluster(cfg, plan)
+                cluster.scale(jobs=cfg.slurm.jobs)
+            client = Client(cluster)
         yield client
     finally:
-        client.close()
+        # also when starting failed half-way: no worker process or SLURM job outlives the run
+        if client is not None:
+            client.close()
         if cluster is not None:
             cluster.close()
 

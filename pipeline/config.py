@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import uuid
 from pathlib import Path
 from typing import Any, Literal
 
@@ -149,6 +151,8 @@ class SplitsConfig(Section):
 
     @model_validator(mode="after")
     def _check(self) -> "SplitsConfig":
+        if self.test_years is not None and self.test_years[0] > self.test_years[1]:
+            raise ValueError(f"test_years {list(self.test_years)} runs backwards; write [first, last]")
         if self.test_fold >= self.n_folds:
             raise ValueError(f"test_fold {self.test_fold} must be smaller than n_folds {self.n_folds}")
         return self
@@ -263,7 +267,11 @@ def _parse_override(item: str) -> tuple[list[str], Any]:
     parts = [p for p in key.strip().split(".")]
     if not all(parts):
         raise ConfigError(f"override '{item}' has an empty key part; write it as section.key=value")
-    return parts, yaml.safe_load(raw) if raw.strip() else ""
+    try:
+        return parts, yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override '{item}': the value is not valid YAML ({getattr(err, 'problem', err)}); "
+                          "quote it, e.g. --set 'report.title=\"a: b\"'") from None
 
 
 def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
@@ -274,10 +282,12 @@ def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
         for i, part in enumerate(parts[:-1]):
             if isinstance(node, list):
                 node = node[_list_index(node, part, item)]
-                continue
-            if not isinstance(node.get(part, {}), (dict, list)):
+            elif isinstance(node.get(part, {}), (dict, list)):
+                node = node.setdefault(part, {})
+            else:
+                node = None
+            if not isinstance(node, (dict, list)):
                 raise ConfigError(f"override '{item}': '{'.'.join(parts[: i + 1])}' is a value, not a section")
-            node = node.setdefault(part, {})
         last = parts[-1]
         if isinstance(node, list):
             node[_list_index(node, last, item)] = value
@@ -358,7 +368,9 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; pass the path of a YAML config such as configs/demo.yaml")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file {path} cannot be read as UTF-8 text ({err}); pass a YAML file") from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -388,10 +400,18 @@ def dump_config(cfg: RunConfig) -> str:
 def write_resolved_config(cfg: RunConfig, run_dir: str | Path) -> Path:
     """Write ``config.resolved.yaml`` and ``config.sha256`` into the run directory."""
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    target = run_dir / "config.resolved.yaml"
-    tmp = target.with_suffix(".yaml.tmp")
-    tmp.write_text(dump_config(cfg))
-    tmp.replace(target)
-    (run_dir / "config.sha256").write_text(config_sha256(cfg) + "\n")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        target = run_dir / "config.resolved.yaml"
+        _write_text_atomically(target, dump_config(cfg))
+        _write_text_atomically(run_dir / "config.sha256", config_sha256(cfg) + "\n")
+    except OSError as err:
+        raise ConfigError(f"cannot write the resolved config into {run_dir} ({err}); set output.root to a writable directory") from None
     return target
+
+
+def _write_text_atomically(path: Path, text: str) -> None:
+    # a unique temporary name: two runs of the same run_name must not write one temp file
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -173,10 +173,10 @@ def write(
     """
     path = Path(path)
     fmt = output_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     out = ds.copy(deep=False)
     out.attrs = provenance_attrs(ds.attrs, config_sha256=config_sha256, history=history, source=source)
     tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    _probe_writable(tmp, path)
     try:
         if fmt == "netcdf":
             out.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
@@ -188,6 +188,17 @@ def write(
         _remove(tmp)
         raise
     return path
+
+
+def _probe_writable(tmp: Path, path: Path) -> None:
+    # Fail before any work, with a message about the output, rather than with a backend's
+    # traceback half-way through (an unreadable input during the write is a different error).
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.touch()
+        tmp.unlink()
+    except OSError as err:
+        raise InputDataError(f"cannot write {path} ({err.strerror or err}); choose a writable output path") from None
 
 
 def _drop_stale_chunk_encoding(ds: xr.Dataset) -> None:
@@ -211,10 +222,15 @@ def replace_atomically(tmp: Path, path: Path) -> None:
     aside to a hidden sibling, ``tmp`` renamed onto ``path``, then the old one removed.
     """
     if path.is_dir():
-        # os.replace cannot replace a non-empty directory: move the old one aside first.
+        # os.replace cannot replace a non-empty directory: move the old one aside first, and
+        # back again if the new one cannot take its place.
         old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
         os.replace(path, old)
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            os.replace(old, path)
+            raise
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.replace(tmp, path)

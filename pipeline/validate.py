@@ -214,9 +214,8 @@ def validate_dataset(
         t = ds["time"].values
         if not np.all(t[1:] > t[:-1]):
             problems.append("coordinate 'time' is not strictly increasing; sort it (`cdo sorttimestamp`)")
-    if problems:
-        return ValidationResult(ds, source, lat, lon, problems, notes)
-    ds = harmonise(ds, lat, lon, notes)
+    if not problems:  # a grid with broken coordinates is reported, not reordered
+        ds = harmonise(ds, lat, lon, notes)
 
     grid_dims = {ds[lat].dims[0], ds[lon].dims[0]}
     summary = _check_variables(ds, source, lat, lon, grid_dims, variables, max_nan_fraction, problems)

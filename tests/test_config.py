@@ -114,3 +114,32 @@ def test_bad_override_syntax():
         load_config(DEMO, ["seed"])
     with pytest.raises(ConfigError, match="not an index"):
         load_config(DEMO, ["models.9.name=x"])
+
+
+def test_override_with_invalid_yaml_value():
+    with pytest.raises(ConfigError, match=r"override 'seed=\[': the value is not valid YAML"):
+        load_config(DEMO, ["seed=["])
+
+
+def test_override_through_a_plain_list_item():
+    with pytest.raises(ConfigError, match=r"'data.scenarios.0' is a value, not a section"):
+        load_config(DEMO, ["data.scenarios.0.x=1"])
+
+
+def test_config_file_not_utf8(tmp_path):
+    bad = tmp_path / "latin1.yaml"
+    bad.write_bytes("report:\n  title: r\xe9sum\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="cannot be read as UTF-8"):
+        load_config(bad)
+
+
+def test_reversed_test_years():
+    with pytest.raises(ConfigError, match=r"test_years \[2020, 2016\] runs backwards"):
+        load_config(DEMO, ["splits.test_years=[2020, 2016]"])
+
+
+def test_resolved_config_into_unwritable_place(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    with pytest.raises(ConfigError, match="cannot write the resolved config"):
+        write_resolved_config(load_config(DEMO), blocker / "run")

@@ -61,9 +61,26 @@ def test_overwrite_existing_zarr(tmp_path, grid_dataset):
 def test_failed_write_leaves_nothing(tmp_path, grid_dataset):
     bad = grid_dataset.copy()
     bad["obj"] = ("lat", np.array([object()] * bad.sizes["lat"]))  # not serialisable
-    with pytest.raises(Exception):
+    with pytest.raises((TypeError, ValueError)):
         tio.write(bad, tmp_path / "half.nc")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path, grid_dataset):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where a directory should be")
+    with pytest.raises(InputDataError, match=r"cannot write .*out.nc .*choose a writable output path"):
+        tio.write(grid_dataset, blocker / "out.nc")
+
+
+def test_directory_replace_restores_the_old_output_on_failure(tmp_path):
+    old = tmp_path / "store.zarr"
+    old.mkdir()
+    (old / "marker").write_text("old")
+    with pytest.raises(OSError):
+        tio.replace_atomically(tmp_path / "missing-tmp", old)
+    assert (old / "marker").read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["store.zarr"]
 
 
 def test_missing_path():

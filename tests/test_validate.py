@@ -114,3 +114,15 @@ def test_unstructured_grid_is_checked_not_sorted():
     assert res.summary[0]["nan_percent"] == "20.0" and "unstructured grid: 5 cells" in res.notes[0]
     bad = ds.assign_coords(lat=("cell", np.array([95.0] * cells), {"units": "degrees_north"}))
     assert any("outside [-90, 90]" in p for p in validate_dataset(bad).problems)
+
+
+def test_coordinate_and_variable_problems_reported_together():
+    ds = make_grid_dataset()
+    lat = ds["lat"].values.copy()
+    lat[[2, 3]] = lat[[3, 2]]
+    ds = ds.assign_coords(lat=("lat", lat, ds["lat"].attrs))
+    ds["tas"].attrs["units"] = "degC"
+    res = validate_dataset(ds, source="two.nc")
+    text = "; ".join(res.problems)
+    assert "not strictly monotonic" in text and "'tas' has units 'degC'" in text
+    assert "lat_bnds" not in res.dataset  # not harmonised
