@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 
@@ -36,7 +37,8 @@ def features_command(
         def progress(done: int, total: int) -> None:
             status.update(f"building the feature table: partition {done}/{total}")
 
-        meta = run_features(cfg, progress=progress if console.is_terminal else None)
+        meta = run_features(cfg, progress=progress if console.is_terminal else None,
+                            notify=lambda msg: console.print(f"[dim]·[/dim] {escape(msg)}"))
     ncol = len(meta["columns"])
     console.print(f"[bold]features[/bold] → {meta['path']}  (backend {meta['backend']})")
     console.print(

@@ -10,10 +10,14 @@
                              observed copy, NaN outside 2000-2020 and in cloud/snow gaps
 
 The region is snapped outward to the climate grid so that every grid nests in every coarser one.
+Every store records the generating parameters as JSON in its ``terrascale_demo`` attribute
+(:func:`demo_parameters`), so a reader can tell whether stores match the settings of a run.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 
@@ -28,6 +32,31 @@ DEFAULT_REGION = "iberia"
 DEFAULT_YEARS = (2011, 2030)
 DEFAULT_SCENARIOS = ("ssp126", "ssp585")
 STORE_NAMES = ("static", "lulc_coarse", "climate", "lai")
+#: Store attribute holding the generating parameters (JSON, see :func:`demo_parameters`).
+DEMO_ATTR = "terrascale_demo"
+
+
+def demo_parameters(*, region=DEFAULT_REGION, years=DEFAULT_YEARS, scenarios=DEFAULT_SCENARIOS, seed: int = 0,
+                    lulc_res: float = 0.25, climate_res: float = 1.0, class_table=None) -> dict:
+    """The parameters that determine the demo stores' content, normalised (checked like the writer does).
+
+    Two calls of :func:`write_demo_stores` with equal parameters write the same data. The region
+    is given by its snapped bounds (the same box by name or by numbers is the same region), the
+    class table by the SHA-256 of its file (``None``: the packaged one).
+    """
+    years = parse_years(years)
+    scenarios = check_scenarios(scenarios)
+    coarsen_factor(lulc_res, climate_res)  # the LULC grid must nest in the climate grid
+    snapped = cwin_region(window(resolve_region(region), climate_res))
+    table_sha = None
+    if class_table is not None:
+        try:
+            table_sha = hashlib.sha256(Path(class_table).read_bytes()).hexdigest()
+        except OSError:
+            table_sha = None  # load_class_table reports the unreadable file
+    return {"region_bounds": [float(b) for b in snapped.bounds], "years": [int(years[0]), int(years[1])],
+            "scenarios": list(scenarios), "seed": int(seed), "lulc_res": float(lulc_res),
+            "climate_res": float(climate_res), "class_table_sha256": table_sha}
 
 
 def write_demo_stores(out_dir, *, region=DEFAULT_REGION, years=DEFAULT_YEARS, scenarios=DEFAULT_SCENARIOS,
@@ -73,8 +102,11 @@ def write_demo_stores(out_dir, *, region=DEFAULT_REGION, years=DEFAULT_YEARS, sc
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda msg: None)
+    params = demo_parameters(region=reg, years=years, scenarios=scenarios, seed=seed, lulc_res=lulc_res,
+                             climate_res=climate_res, class_table=class_table)
     info = {"region": reg.name, "region_bounds_snapped": list(snapped.bounds),
-            "years": f"{years[0]}:{years[1]}", "scenarios": ",".join(scenarios), "seed": int(seed)}
+            "years": f"{years[0]}:{years[1]}", "scenarios": ",".join(scenarios), "seed": int(seed),
+            DEMO_ATTR: json.dumps(params, sort_keys=True)}
     history = f"terrascale data demo --region {reg.name} --years {years[0]}:{years[1]} --seed {seed}"
     paths: dict[str, Path] = {}
     t0 = time.perf_counter()

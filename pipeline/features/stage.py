@@ -10,20 +10,23 @@ from pipeline.features.stores import input_stores, open_stores
 from pipeline.features.table import write_feature_table
 
 
-def builder_from_config(cfg, *, backend=None) -> FeatureBuilder:
-    """A :class:`FeatureBuilder` for a run config (inputs found or generated, opened lazily)."""
+def builder_from_config(cfg, *, backend=None, notify=None) -> FeatureBuilder:
+    """A :class:`FeatureBuilder` for a run config (inputs found or generated, opened lazily).
+
+    ``notify`` is told when the demo inputs are written or regenerated (see :func:`input_stores`).
+    """
     be = get_backend(backend if backend is not None else cfg.backend)
-    paths = input_stores(cfg)
+    paths = input_stores(cfg, notify=notify)
     return FeatureBuilder(open_stores(paths), cfg.features, cfg.splits, target=cfg.data.target,
                           scenarios=cfg.data.scenarios, years=tuple(cfg.data.years), seed=cfg.seed,
                           backend=be, paths=paths)
 
 
-def run_features(cfg, *, backend=None, progress=None) -> dict:
+def run_features(cfg, *, backend=None, progress=None, notify=None) -> dict:
     """The features stage: build the table, write it to ``<run_dir>/features`` and the resolved config."""
     from pipeline.config import write_resolved_config
 
-    builder = builder_from_config(cfg, backend=backend)
+    builder = builder_from_config(cfg, backend=backend, notify=notify)
     meta = write_feature_table(builder, Path(cfg.run_dir) / "features", progress=progress)
     write_resolved_config(cfg, cfg.run_dir)
     meta["path"] = str(Path(cfg.run_dir) / "features")

@@ -36,20 +36,96 @@ def open_stores(paths: Mapping[str, Path]) -> dict[str, xr.Dataset]:
     return {k: open_dataset(p, chunks={}) for k, p in paths.items()}
 
 
-def input_stores(cfg) -> dict[str, Path]:
-    """The input store paths of a run: ``data.root`` (stores) or ``<run_dir>/inputs`` (demo, written once)."""
+#: Config key of each generating parameter of the demo stores (for messages).
+_DEMO_KEYS = {"region_bounds": "data.region", "years": "data.years", "scenarios": "data.scenarios", "seed": "seed"}
+
+
+def _recorded_demo_parameters(inputs: Path) -> tuple[dict | None, str]:
+    """The generating parameters recorded in the demo stores of ``inputs``, or ``None`` and why not."""
+    import json
+
+    from pipeline.datasets.demo import DEMO_ATTR
+
+    missing = [f for f in STORE_FILES.values() if not (inputs / f).exists()]
+    if missing:
+        return None, f"{', '.join(missing)} missing"
+    found = {}
+    for f in STORE_FILES.values():
+        try:
+            import zarr
+
+            raw = dict(zarr.open_group(str(inputs / f), mode="r").attrs).get(DEMO_ATTR)
+            found[f] = json.loads(raw) if isinstance(raw, str) else raw
+        except Exception as err:  # a probe: unreadable stores are regenerated, not reported
+            return None, f"{f} unreadable ({type(err).__name__})"
+    if any(v is None for v in found.values()):
+        return None, "no generating parameters recorded in the stores"
+    first = next(iter(found.values()))
+    if any(v != first for v in found.values()):
+        return None, "the stores were generated with different parameters"
+    return first, ""
+
+
+def _describe_changes(old: dict, new: dict) -> str:
+    out = []
+    for k in new:
+        if old.get(k) != new[k]:
+            fmt = (lambda v: f"{v[0]}:{v[1]}") if k == "years" else (
+                (lambda v: ",".join(v) if v else "-") if k == "scenarios" else str)
+            out.append(f"{_DEMO_KEYS.get(k, k)} {fmt(old[k]) if k in old else '(none)'} -> {fmt(new[k])}")
+    return "; ".join(out)
+
+
+def input_stores(cfg, *, notify=None) -> dict[str, Path]:
+    """The input store paths of a run: ``data.root`` (stores) or ``<run_dir>/inputs`` (demo).
+
+    The demo stores are reused only when the generating parameters recorded in them (region
+    bounds, years, scenarios, seed, resolutions, see
+    :func:`pipeline.datasets.demo.demo_parameters`) equal the config's; otherwise they are
+    regenerated into a temporary directory that then replaces ``<run_dir>/inputs`` atomically,
+    and ``notify`` (default: a logging warning) is told why.
+    """
     if cfg.data.source == "stores":
         return find_stores(cfg.data.root)
-    inputs = Path(cfg.run_dir) / "inputs"
-    if inputs.is_dir() and all((inputs / f).exists() for f in STORE_FILES.values()):
-        return find_stores(inputs)
     try:
-        from pipeline.datasets.demo import write_demo_stores
+        from pipeline.datasets.demo import demo_parameters, write_demo_stores
     except ImportError as err:
         raise InputDataError(
             f"data.source: demo needs pipeline.datasets.demo, which cannot be imported ({err}); "
             "use data.source: stores with data.root pointing at prepared stores"
         ) from None
-    write_demo_stores(inputs, region=cfg.data.region, years=tuple(cfg.data.years),
-                      scenarios=list(cfg.data.scenarios), seed=cfg.seed)
+    if notify is None:
+        import logging
+
+        notify = logging.getLogger("pipeline.features").warning
+    kwargs = dict(region=cfg.data.region, years=tuple(cfg.data.years), scenarios=list(cfg.data.scenarios), seed=cfg.seed)
+    wanted = demo_parameters(**kwargs)  # validates region, years and scenarios first
+    inputs = Path(cfg.run_dir) / "inputs"
+    if inputs.exists():
+        recorded, why = _recorded_demo_parameters(inputs)
+        if recorded == wanted:
+            return find_stores(inputs)
+        notify(f"regenerating the demo inputs in {inputs}: "
+               + (why if recorded is None else f"they were generated with other settings ({_describe_changes(recorded, wanted)})"))
+    else:
+        notify(f"writing the demo inputs to {inputs}")
+    _write_demo_atomically(inputs, write_demo_stores, kwargs)
     return find_stores(inputs)
+
+
+def _write_demo_atomically(inputs: Path, write_demo_stores, kwargs: dict) -> None:
+    """Write the demo stores into a hidden sibling of ``inputs``, then move it onto ``inputs``."""
+    import shutil
+    import uuid
+
+    from pipeline.io import replace_atomically
+
+    if inputs.exists() and not inputs.is_dir():
+        raise InputDataError(f"{inputs} exists and is not a directory; remove it so the demo inputs can be written there")
+    inputs.parent.mkdir(parents=True, exist_ok=True)
+    tmp = inputs.with_name(f".{inputs.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        write_demo_stores(tmp, **kwargs)
+        replace_atomically(tmp, inputs)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
