@@ -14,11 +14,10 @@ import numpy as np
 
 
 def _xp_of(a):
-    mod = type(a).__module__.split(".")[0]
-    if mod == "cupy":
-        import cupy  # noqa: PLC0415  (only reached when a cupy array was passed)
+    if type(a).__module__.split(".")[0] == "cupy":
+        from .gpu import array_module_of  # noqa: PLC0415  (kernels.gpu imports this module)
 
-        return cupy
+        return array_module_of(a)
     return np
 
 

@@ -35,6 +35,32 @@ CLASS_WINDOW = 32
 _i64 = np.int64
 
 
+def is_device_array(a) -> bool:
+    """True for a CuPy array (checked by its type's module: CuPy is not imported)."""
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
+def device_array_module():
+    """CuPy, once it imports and sees a CUDA device; its ImportError or CUDA error otherwise.
+
+    The one place of the kernels (with :func:`engine`) that imports CuPy; callers outside
+    :mod:`kernels.gpu` and :mod:`pipeline.backend` get the device array module from here.
+    """
+    import cupy  # noqa: PLC0415  (optional dependency, GPU only)
+
+    cupy.cuda.runtime.getDeviceCount()
+    return cupy
+
+
+def array_module_of(a):
+    """The array module of ``a``: cupy for a CuPy array (then already imported), numpy otherwise."""
+    if is_device_array(a):
+        import cupy  # noqa: PLC0415  (only reached when a cupy array was passed)
+
+        return cupy
+    return np
+
+
 class Engine:
     """Launchers for the kernels of ``cuda/aggregate.cu`` on array module ``xp``."""
 

@@ -18,13 +18,14 @@ numba otherwise.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+import kernels
+from kernels.gpu import is_device_array as _is_cupy
 from pipeline.errors import BackendError, ConfigError, InputDataError
 from pipeline.grids import Grid, RectilinearGrid, parse_grid, source_axes
 from pipeline.weights import RowwiseWeights, SeparableWeights, SparseWeights, Weights, compute_weights
@@ -32,20 +33,15 @@ from pipeline.weights import RowwiseWeights, SeparableWeights, SparseWeights, We
 #: default number of source values per streamed chunk
 CHUNK_VALUES = 32 * 2**20
 
-_ENGINES = {"numpy": "kernels.reference", "numba": "kernels.cpu", "cupy": "kernels.gpu"}
-
-
-def _is_cupy(a) -> bool:
-    return type(a).__module__.split(".")[0] == "cupy"
-
 
 def _kernels(engine: str, sample):
+    """The kernel module for ``engine`` (see :func:`kernels.get_engine`) and the engine's name."""
     if engine == "auto":
         engine = "cupy" if _is_cupy(sample) else "numba"
-    if engine not in _ENGINES:
-        raise ConfigError(f"unknown aggregation engine {engine!r}; use auto, numpy, numba or cupy")
+    if engine not in kernels.ENGINES:
+        raise ConfigError(f"unknown aggregation engine {engine!r}; use auto, {', '.join(kernels.ENGINES)}")
     try:
-        return importlib.import_module(_ENGINES[engine]), engine
+        return kernels.get_engine(engine), engine
     except ImportError as err:
         raise ConfigError(f"aggregation engine {engine!r} is not usable here ({err}); use engine='numpy' or 'numba'") from None
 
@@ -291,14 +287,13 @@ def _lead(da, plan):
 
 def _xp_for(engine, da):
     if engine == "cupy" or (engine == "auto" and _is_cupy(da.variable._data)):
-        try:
-            import cupy  # noqa: PLC0415
+        from kernels.gpu import device_array_module
 
-            cupy.cuda.runtime.getDeviceCount()
+        try:
+            return device_array_module()
         except Exception as err:  # noqa: BLE001  (no CuPy, no driver or no device)
             raise BackendError(f"engine 'cupy' needs CuPy and a CUDA GPU ({type(err).__name__}: {err}); "
                                "use engine='numba' (CPU) or install terrascale[gpu]") from None
-        return cupy
     return np
 
 
