@@ -484,6 +484,8 @@ def parse_grid(spec: str | Grid, *, gaussian_bounds: str = "midpoints") -> Grid:
     if m:
         res = float(m["res"])
         res_lat = float(m["res2"]) if m["res2"] else None
+        if res <= 0 or (res_lat is not None and res_lat <= 0):
+            raise ConfigError(f"grid spec {s!r}: the resolution must be positive degrees (e.g. 1deg, 0.25deg, 1x0.5deg)")
         region = None
         if m["region"]:
             try:
@@ -496,12 +498,16 @@ def parse_grid(spec: str | Grid, *, gaussian_bounds: str = "midpoints") -> Grid:
     m = re.match(r"^r(\d+)x(\d+)$", low)
     if m:  # CDO's global grids: cell centres at 0, dx, 2dx ... and -90+dy/2 ...
         nx, ny = int(m[1]), int(m[2])
-        dx, dy = 360.0 / nx, 180.0 / ny
+        if nx < 1 or ny < 1:
+            raise ConfigError(f"grid spec {s!r}: r<NX>x<NY> needs at least one longitude and one latitude (e.g. r360x180)")
+        dx = 360.0 / nx
         return RectilinearGrid(name=low, lat_edges=np.linspace(-90, 90, ny + 1),
                                lon_edges=(np.arange(nx + 1) - 0.5) * dx)
     m = re.match(r"^([fno])(\d+)$", low)
     if m:
         n = int(m[2])
+        if n < 1:
+            raise ConfigError(f"grid spec {s!r}: the Gaussian grid number N must be >= 1 (e.g. {m[1].upper()}128)")
         if m[1] == "f":
             return regular_gaussian(n, gaussian_bounds=gaussian_bounds)
         if m[1] == "o":
@@ -644,22 +650,39 @@ def _as_degrees(var) -> np.ndarray:
     return v
 
 
+def open_netcdf(path, what: str):
+    """Open the NetCDF file ``path`` (a grid or weights file) eagerly-lazy, times not decoded.
+
+    Checks first with :func:`pipeline.io.detect_format` (a clear :class:`InputDataError` for a
+    missing file, a Zarr store or a file of another format); a NetCDF file that still cannot be
+    read is an :class:`InputDataError` naming ``what`` and the path.
+    """
+    import xarray as xr
+
+    from pipeline.io import detect_format
+
+    path = Path(path)
+    try:
+        fmt = detect_format(path)
+    except InputDataError as err:
+        raise InputDataError(f"{what}: {err}") from None
+    if fmt != "netcdf":
+        raise InputDataError(f"{what} {path} is a {fmt} store; pass a NetCDF (.nc) file")
+    try:  # SCRIP/ESMF files hold no times: decoding them could only fail on odd attributes
+        return xr.open_dataset(path, decode_times=False)
+    except (OSError, ValueError, KeyError, RuntimeError) as err:
+        raise InputDataError(f"{what} {path} cannot be read as NetCDF ({type(err).__name__}: {err}); "
+                             "the file may be truncated or corrupt: re-create it") from None
+
+
 def read_scrip_grid(path) -> Grid:
     """Read a SCRIP grid file whose cells are latitude-longitude boxes (rectilinear or reduced rows).
 
     Rows may run north to south in the file; the returned grid runs south to north (outputs on it
     are written south to north).
     """
-    import xarray as xr
-
     path = Path(path)
-    if not path.exists():
-        raise InputDataError(f"grid file {path} does not exist")
-    try:
-        ds = xr.open_dataset(path, decode_times=False)
-    except Exception as err:  # noqa: BLE001
-        raise InputDataError(f"grid file {path} cannot be opened as NetCDF: {err}") from None
-    with ds:
+    with open_netcdf(path, "grid file") as ds:
         need = ("grid_dims", "grid_center_lat", "grid_center_lon", "grid_corner_lat", "grid_corner_lon")
         missing = [v for v in need if v not in ds]
         if missing:

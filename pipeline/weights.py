@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import InputDataError
-from pipeline.grids import Grid, RectilinearGrid, ReducedGrid, grid_from_scrip, sin_lat_diff
+from pipeline.grids import Grid, RectilinearGrid, ReducedGrid, grid_from_scrip, open_netcdf, sin_lat_diff
 
 #: Overlaps shorter than this fraction of the narrower of the two intervals are rounding slivers.
 SLIVER = 1e-9
@@ -392,16 +392,8 @@ def _file_grid(dims, clat, clon, klat, klon, name, source):
 
 def read_weights(path) -> SparseWeights:
     """Read a SCRIP (CDO ``gen*``, SCRIP, ours) or ESMF (ESMF_RegridWeightGen, xESMF) weight file."""
-    import xarray as xr
-
     path = Path(path)
-    if not path.exists():
-        raise InputDataError(f"weights file {path} does not exist")
-    try:
-        ds = xr.open_dataset(path, decode_times=False)
-    except Exception as err:  # noqa: BLE001
-        raise InputDataError(f"weights file {path} cannot be opened as NetCDF: {err}") from None
-    with ds:
+    with open_netcdf(path, "weights file") as ds:
         norm = str(ds.attrs.get("normalization", "")).lower()
         if "remap_matrix" in ds:
             m = np.asarray(ds["remap_matrix"].values, dtype=np.float64)
