@@ -252,6 +252,10 @@ def _chunks(da, plan: _Plan, nb: int, chunk_rows: int | None):
     """Row ranges [r0, r1) to stream: ``chunk_rows`` rows, or a memory budget; dask-backed arrays
     are cut on their own chunk boundaries along latitude (merged up to the budget)."""
     ny, nx = plan.ny, plan.nx
+    if chunk_rows is not None and (isinstance(chunk_rows, bool) or not isinstance(chunk_rows, (int, np.integer))
+                                   or chunk_rows < 1):
+        raise ConfigError(f"chunk_rows must be a positive whole number of source rows (or None: ~{CHUNK_VALUES:,} "
+                          f"values per chunk), got {chunk_rows!r}")
     rows = chunk_rows or max(1, CHUNK_VALUES // max(1, nb * nx))
     chunks = getattr(da, "chunks", None)
     if chunks is not None and not chunk_rows:
@@ -442,14 +446,14 @@ def apply_weights(da: xr.DataArray, weights, *, method: str = "mean", **kwargs):
 # ---- categorical ---------------------------------------------------------------------------
 
 
-def _declared_classes(da, classes, missing=None):
+def _declared_classes(da, classes, missing=None, *, func: str = "class_fractions"):
     if classes is None:
         fv = da.attrs.get("flag_values")
         if fv is None:
-            raise ConfigError(f"class_fractions of {da.name!r}: pass classes=[...] (the class codes), or give the "
-                              "variable CF flag_values")
+            raise ConfigError(f"{func} of {da.name!r}: pass classes=[...] (--classes: the class codes), or give "
+                              "the variable CF flag_values")
         # flag_values may list the no-data code as a flag of its own (e.g. IGBP 255): it is not a class
-        no_data = set(_missing_codes(da, missing))
+        no_data = set(_no_data_codes(da, missing))
         classes = [c for c in np.asarray(fv).ravel() if int(c) not in no_data]
     classes = [int(c) for c in np.asarray(classes).ravel()]
     if len(set(classes)) != len(classes) or not classes:
@@ -459,15 +463,58 @@ def _declared_classes(da, classes, missing=None):
     return classes
 
 
+_FILL_KEYS = ("_FillValue", "missing_value")
+
+
+def _integer_codes(values):
+    """The finite whole numbers among ``values`` as Python ints (others can never equal a class code)."""
+    v = np.atleast_1d(np.asarray(values, dtype=object)).ravel()
+    out = []
+    for x in v:
+        try:
+            f = float(x)
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(f) and f == int(f):
+            out.append(int(x) if isinstance(x, (int, np.integer)) else int(f))
+    return out
+
+
+def _no_data_codes(da, missing):
+    """Every code meaning no data: ``missing`` if given, else the fill/missing/no-data attributes."""
+    if missing is not None:
+        return sorted(set(_integer_codes(missing)))
+    codes = []
+    for src in (da.attrs, da.encoding):
+        for k in (*_FILL_KEYS, "no_data_value"):
+            if src.get(k) is not None:
+                codes += _integer_codes(src[k])
+    return sorted(set(codes))
+
+
+def _code_range(dtype) -> tuple[int, int]:
+    """Range of the integer codes the class kernels see for data of ``dtype`` (float: cast to int32)."""
+    dtype = np.dtype(dtype)
+    info = np.iinfo(dtype if dtype.kind in "iu" else np.int32)
+    return int(info.min), int(info.max)
+
+
 def _missing_codes(da, missing):
-    if missing is None:
-        missing = []
+    """The no-data codes (>= 0) that can occur in the data of ``da``.
+
+    For float input the fill codes (``_FillValue``, ``missing_value``) are ignored: decoding made
+    them NaN already (the default NetCDF float fill 9.97e36 is no integer code). Codes outside the
+    range of the data's dtype cannot occur and are dropped.
+    """
+    if missing is None and np.dtype(da.dtype).kind == "f":
+        codes = []
         for src in (da.attrs, da.encoding):
-            for k in ("_FillValue", "missing_value", "no_data_value"):
-                v = src.get(k)
-                if v is not None and np.all(np.isfinite(v)):
-                    missing += [int(x) for x in np.atleast_1d(v)]
-    return sorted({int(m) for m in np.atleast_1d(missing) if int(m) >= 0})
+            if src.get("no_data_value") is not None:
+                codes += _integer_codes(src["no_data_value"])
+    else:
+        codes = _no_data_codes(da, missing)
+    _, hi = _code_range(da.dtype)
+    return sorted({c for c in codes if 0 <= c <= hi})
 
 
 def _class_names(da, classes, names):
@@ -483,24 +530,40 @@ def _class_names(da, classes, names):
     return [f"class_{c}" for c in classes]
 
 
+#: missing codes up to this value are entries of the class lookup table; larger ones are mapped apart
+_LUT_MISSING_MAX = 2**16
+
+
 def _class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name):
     """Per target cell and class, the area (unit sphere) of the source cells of that class."""
+    nc = len(classes)
+    miss = _missing_codes(da, missing)
+    both = sorted(set(classes) & set(miss))
+    if both:
+        where = "--missing / missing=" if missing is not None else "the variable's fill/no-data attributes"
+        raise ConfigError(f"{name}: codes {both} of {da.name!r} are both classes and missing codes (from {where}); "
+                          "a code is one or the other: drop them from the classes or from the missing codes")
     plan, K, xp = _prepare(da, grid, weights, engine, name)
     lead, nb = _lead(da, plan)
     if nb != 1:
         raise InputDataError(f"{name}: categorical variable {da.name!r} has extra dimensions {lead}; select one "
                              f"(e.g. da.isel({lead[0]}=0)) per call")
-    nc = len(classes)
-    miss = _missing_codes(da, missing)
     is_float = np.dtype(da.dtype).kind == "f"
     itemsize = np.dtype(da.dtype).itemsize if not is_float else 4
-    lut_len = max(classes + miss) + 1
+    lut_len = max(classes) + 1
     if not is_float and itemsize <= 2:
         lut_len = max(lut_len, 2 ** (8 * itemsize))  # every code of the dtype inside the table
+    # missing codes far beyond the classes (e.g. a uint32 fill 4294967295) do not size the table:
+    # they are replaced by one extra slot meaning missing
+    small = [m for m in miss if m < max(lut_len, _LUT_MISSING_MAX)]
+    far = [m for m in miss if m >= max(lut_len, _LUT_MISSING_MAX)]
+    lut_len = max([lut_len] + [m + 1 for m in small])
     # slot nc collects codes that are not declared: an error after the pass, naming them
-    lut = np.full(lut_len, nc, dtype=np.int64)
+    lut = np.full(lut_len + (1 if far else 0), nc, dtype=np.int64)
     lut[classes] = np.arange(nc)
-    lut[miss] = -1
+    lut[small] = -1
+    if far:
+        lut[lut_len] = -1
     lut_dev = xp.asarray(lut)
     acc = plan.new_acc(1, 1, classes=nc + 1)
     for r0, r1 in _chunks(da, plan, 1, chunk_rows):
@@ -511,7 +574,13 @@ def _class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name):
             ok = xp.isfinite(codes)
             if bool((ok & (codes != xp.floor(codes))).any()):
                 raise InputDataError(f"{name}: categorical variable {da.name!r} holds non-integer values; pass class codes")
-            codes = xp.where(ok, codes, -1).astype(np.int32)
+            # NaN -> -1 (missing); huge values -> int32 max, beyond the table: named as undeclared
+            codes = xp.clip(xp.where(ok, codes, -1), -1, np.iinfo(np.int32).max).astype(np.int32)
+        if far:
+            hit = codes == far[0]
+            for m in far[1:]:
+                hit |= codes == m
+            codes = xp.where(hit, codes.dtype.type(lut_len), codes)
         try:
             plan.class_sum(K, codes, r0, r1, acc, nc + 1, lut_dev)
         except ValueError as err:  # a code beyond the lookup table: name all undeclared values
@@ -607,7 +676,7 @@ def majority_class(da: xr.DataArray, grid=None, *, classes=None, missing=None, c
                    weights: Weights | None = None, engine: str = "auto", chunk_rows: int | None = None,
                    name: str = "input") -> xr.DataArray:
     """The class covering the largest area of each target cell (ties: the first declared class)."""
-    classes = _declared_classes(da, classes, missing)
+    classes = _declared_classes(da, classes, missing, func="majority_class")
     areas, plan, lead = _class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name)
     idx = np.argmax(areas, axis=1)
     out = np.asarray(classes, dtype=np.int32)[idx]
@@ -622,20 +691,26 @@ def majority_class(da: xr.DataArray, grid=None, *, classes=None, missing=None, c
     return res
 
 
-def subgrid_stats(da: xr.DataArray, grid=None, *, stats=("std", "min", "max"), weights: Weights | None = None,
-                  engine: str = "auto", chunk_rows: int | None = None, name: str = "input") -> xr.Dataset:
+def subgrid_stats(da: xr.DataArray, grid=None, *, stats=("std", "min", "max"), min_valid_fraction: float = 0.0,
+                  weights: Weights | None = None, engine: str = "auto", chunk_rows: int | None = None,
+                  name: str = "input") -> xr.Dataset:
     """Sub-grid statistics per target cell: ``mean``, ``std`` (area-weighted, population), ``min``, ``max``.
 
     Returns a Dataset with variables ``<name>_<stat>``. The standard deviation comes from shifted
     sums of squares (shift: the mean of the first chunk), so a large constant offset costs no precision.
+    ``min_valid_fraction``: every statistic is NaN in target cells whose valid (finite) area is a
+    smaller fraction of the cell (as in :func:`conservative_mean`).
     """
     stats = tuple(stats)
     unknown = set(stats) - {"mean", "std", "min", "max"}
     if unknown or not stats:
         raise ConfigError(f"unknown statistics {sorted(unknown)}; choose from mean, std, min, max")
+    if not 0.0 <= min_valid_fraction <= 1.0:
+        raise ConfigError(f"min_valid_fraction must be in [0, 1], got {min_valid_fraction}")
     plan, K, xp = _prepare(da, grid, weights, engine, name)
     lead, nb = _lead(da, plan)
-    want_sum = "mean" in stats or "std" in stats
+    # the valid area (den of the weighted sums) is needed for the mask too
+    want_sum = "mean" in stats or "std" in stats or min_valid_fraction > 0
     want_mm = "min" in stats or "max" in stats
     acc = plan.new_acc(nb, 3) if want_sum else None
     mm = plan.new_acc(nb, 2, fill=np.nan) if want_mm else None
@@ -653,13 +728,17 @@ def subgrid_stats(da: xr.DataArray, grid=None, *, stats=("std", "min", "max"), w
             plan.weighted_sum(K, x.astype(np.float64) - shift, r0, r1, acc, True)
     out = {}
     base = da.name or "x"
+    thin = None  # cells with too little valid area
     if want_sum:
         num, den, sq = plan.finish(acc)
         with np.errstate(invalid="ignore", divide="ignore"):
             m = num / den
             var = np.maximum(sq / den - m * m, 0.0)
-        m[den <= 0] = np.nan
-        var[den <= 0] = np.nan
+        thin = den <= 0
+        if min_valid_fraction > 0:
+            thin |= _valid_fraction(den, plan) < min_valid_fraction * (1 - 1e-12)
+        m[thin] = np.nan
+        var[thin] = np.nan
         if "mean" in stats:
             out[f"{base}_mean"] = _wrap(da, plan, lead, m + shift, _cell_methods(da, "mean"))
         if "std" in stats:
@@ -668,6 +747,8 @@ def subgrid_stats(da: xr.DataArray, grid=None, *, stats=("std", "min", "max"), w
             out[f"{base}_std"] = _wrap(da, plan, lead, np.sqrt(var), _cell_methods(da, "standard_deviation"), attrs=a)
     if want_mm:
         mn, mx = plan.finish(mm)
+        if thin is not None and min_valid_fraction > 0:
+            mn[thin], mx[thin] = np.nan, np.nan
         for key, arr, word in (("min", mn, "minimum"), ("max", mx, "maximum")):
             if key in stats:
                 a = _base_attrs(da, ("units", "standard_name"))

@@ -46,9 +46,9 @@ def aggregate(
     classes: Optional[str] = typer.Option(None, "--classes", help="class codes, e.g. 1,2,3,4,5 (fractions/majority; default: flag_values)"),
     missing: Optional[str] = typer.Option(None, "--missing", help="class codes meaning no data (default: _FillValue)"),
     crosswalk: Optional[Path] = typer.Option(None, "--crosswalk", help="CSV class -> PFT table (fractions): first column class, one column per PFT"),
-    min_valid_fraction: float = typer.Option(0.0, help="mean/std: mask target cells with less valid area than this"),
+    min_valid_fraction: float = typer.Option(0.0, help="mean/std: mask target cells whose valid area is a smaller fraction (0..1) of the cell"),
     engine: str = typer.Option("auto", help="auto | numpy | numba | cupy"),
-    chunk_rows: Optional[int] = typer.Option(None, help="source rows per streamed chunk (default: ~32 M values)"),
+    chunk_rows: Optional[int] = typer.Option(None, min=1, help="source rows per streamed chunk (default: ~32 M values)"),
     gaussian_bounds: str = typer.Option("midpoints", help="Gaussian cell bounds: midpoints | weights | cdo"),
 ) -> None:
     """Aggregate a fine field onto an ESM grid (conservative mean, class fractions, majority, sub-grid std)."""
@@ -72,7 +72,8 @@ def aggregate(
     if method == "mean":
         res = agg.conservative_mean(da, target, min_valid_fraction=min_valid_fraction, **common)
     elif method == "std":
-        res = agg.subgrid_stats(da, target, stats=("mean", "std", "min", "max"), **common)
+        res = agg.subgrid_stats(da, target, stats=("mean", "std", "min", "max"), min_valid_fraction=min_valid_fraction,
+                                **common)
     else:
         miss = _parse_classes(missing)
         if method == "fractions":
