@@ -1,12 +1,28 @@
 """CLI: terrascale aggregate / weights / grids."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
+import pytest
 import xarray as xr
 from typer.testing import CliRunner
 
 from pipeline.cli import app
 
 runner = CliRunner()
+SCRIPT = Path(sys.executable).with_name("terrascale")
+
+
+def _user_error(args, *expected):
+    """Run the CLI; assert a user error: exit 2 through SystemExit (no other exception) naming ``expected``."""
+    res = runner.invoke(app, [str(a) for a in args])
+    assert res.exit_code == 2, (args, res.output, res.exception)
+    assert res.exception is None or isinstance(res.exception, SystemExit), (args, repr(res.exception))
+    for text in expected:
+        assert text in res.output, (args, text, res.output)
+    return res
 
 
 def _input(tmp_path):
@@ -71,17 +87,109 @@ def test_weights_command_and_reuse(tmp_path):
 
 def test_user_errors_exit_2_one_line(tmp_path):
     src = _input(tmp_path)
+    x = tmp_path / "x.nc"
     cases = [
-        ["aggregate", str(src), "--var", "nope", "--grid", "1deg", "-o", str(tmp_path / "x.nc")],
-        ["aggregate", str(src), "--var", "lai", "--grid", "N33", "-o", str(tmp_path / "x.nc")],
-        ["aggregate", str(src), "--var", "lc", "--grid", "10deg", "--method", "fractions", "--classes", "1,2",
-         "-o", str(tmp_path / "x.nc")],
-        ["weights", "1deg", "Z9", "-o", str(tmp_path / "w.nc")],
+        (["aggregate", src, "--var", "nope", "--grid", "1deg", "-o", x], ["has no variable 'nope'"]),
+        (["aggregate", src, "--var", "lai", "--grid", "N33", "-o", x], ["no shipped point list for N33"]),
+        (["aggregate", src, "--var", "lc", "--grid", "10deg", "--method", "fractions", "--classes", "1,2", "-o", x],
+         ["outside the declared classes", "[3]"]),  # names the undeclared class value
+        (["weights", "1deg", "Z9", "-o", tmp_path / "w.nc"], ["unknown grid spec 'Z9'"]),
     ]
-    for args in cases:
-        res = runner.invoke(app, args)
-        assert res.exit_code == 2, (args, res.output)
-        assert "Traceback" not in res.output and "error" in res.output.lower()
-    res = runner.invoke(app, cases[2])
-    assert "[3]" in res.output  # names the undeclared class value
+    for args, expected in cases:
+        res = _user_error(args, "error", *expected)
+        assert "Traceback" not in res.output
+    assert not x.exists()
+
+
+@pytest.mark.parametrize("spec", ["r0x0", "0deg", "1x0deg", "r360x0"])
+def test_zero_size_grid_specs_exit_2(tmp_path, spec):
+    src = _input(tmp_path)
+    _user_error(["aggregate", src, "--var", "lai", "--grid", spec, "-o", tmp_path / "x.nc"], f"grid spec '{spec}'")
+    _user_error(["weights", spec, "1deg", "-o", tmp_path / "w.nc"], f"grid spec '{spec}'")
+    _user_error(["grids", "--write", spec, "-o", tmp_path / "g.nc"], f"grid spec '{spec}'")
+    assert not any((tmp_path / n).exists() for n in ("x.nc", "w.nc", "g.nc"))
+
+
+@pytest.mark.parametrize("rows", ["-5", "0"])
+def test_bad_chunk_rows_exit_2(tmp_path, rows):
+    src, out = _input(tmp_path), tmp_path / "x.nc"
+    _user_error(["aggregate", src, "--var", "lai", "--grid", "10deg", "--chunk-rows", rows, "-o", out], "--chunk-rows")
+    assert not out.exists()
+    res = runner.invoke(app, ["aggregate", str(src), "--var", "lai", "--grid", "10deg", "--chunk-rows", "7", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert np.isfinite(xr.open_dataset(out).lai.values).any()
+
+
+def test_std_honours_min_valid_fraction(tmp_path):
+    src = _input(tmp_path)
+    ds = xr.open_dataset(src).load()
+    ds["lai"][:, 10:14] = np.nan  # -70..-62: the 10° row -70..-60 keeps ~20 % valid area
+    src = tmp_path / "partial.nc"
+    ds.to_netcdf(src)
+    base = ["aggregate", str(src), "--var", "lai", "--grid", "10deg", "--min-valid-fraction", "0.6"]
+    res = runner.invoke(app, [*base, "--method", "std", "-o", str(tmp_path / "std.nc")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, [*base, "--method", "mean", "-o", str(tmp_path / "mean.nc")])
+    assert res.exit_code == 0, res.output
+    mean = xr.open_dataset(tmp_path / "mean.nc").lai.values
+    assert np.isnan(mean[:, 2]).all() and np.isfinite(mean[:, 3:]).all()  # the partial row is masked
+    std = xr.open_dataset(tmp_path / "std.nc")
+    for v in ("lai_mean", "lai_std", "lai_min", "lai_max"):
+        np.testing.assert_array_equal(np.isnan(std[v].values), np.isnan(mean), err_msg=v)
+
+
+def test_class_and_missing_overlap_exit_2(tmp_path):
+    src = _input(tmp_path)
+    _user_error(["aggregate", src, "--var", "lc", "--grid", "10deg", "--method", "fractions", "--classes", "1,2,3",
+                 "--missing", "3,9", "-o", tmp_path / "x.nc"], "[3]", "both classes and missing")
+
+
+def test_majority_without_classes_names_majority(tmp_path):
+    src = tmp_path / "c.nc"
+    xr.Dataset({"c": (("lat", "lon"), np.ones((18, 36), np.uint8))},
+               coords={"lat": np.arange(-85, 90, 10.0), "lon": np.arange(-175, 180, 10.0)}).to_netcdf(src)
+    res = _user_error(["aggregate", src, "--var", "c", "--grid", "20deg", "--method", "majority", "-o", tmp_path / "x.nc"],
+                      "majority_class of 'c'", "--classes")
+    assert "class_fractions" not in res.output
+
+
+def test_float_class_map_with_default_netcdf_fill(tmp_path):
+    src = tmp_path / "lc.nc"
+    k = np.random.default_rng(2).integers(1, 5, (36, 72)).astype(np.float32)
+    k[:6] = np.nan
+    xr.Dataset({"lc": (("lat", "lon"), k)},
+               coords={"lat": np.arange(-87.5, 90, 5.0), "lon": np.arange(-177.5, 180, 5.0)}).to_netcdf(
+        src, encoding={"lc": {"_FillValue": np.float32(9.96921e36)}})
+    out = tmp_path / "f.nc"
+    res = runner.invoke(app, ["aggregate", str(src), "--var", "lc", "--grid", "10deg", "--method", "fractions",
+                              "--classes", "1,2,3,4", "-o", str(out)])
+    assert res.exit_code == 0, (res.output, res.exception)
+    tot = xr.open_dataset(out).lc_fraction.sum("class", skipna=False).values
+    assert np.isnan(tot[:3]).all() and np.allclose(tot[3:], 1.0)
+
+
+def test_weights_file_that_is_not_netcdf_exit_2(tmp_path):
+    src = _input(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text("# terrascale\n")
+    res = _user_error(["aggregate", src, "--var", "lai", "--weights", readme, "-o", tmp_path / "x.nc"],
+                      "neither NetCDF nor Zarr")
+    assert "backends" not in res.output
+    _user_error(["aggregate", src, "--var", "lai", "--grid", f"file:{readme}", "-o", tmp_path / "x.nc"],
+                "neither NetCDF nor Zarr")
+
+
+@pytest.mark.skipif(not SCRIPT.exists(), reason="console script terrascale not installed next to the interpreter")
+@pytest.mark.parametrize("extra", [["--grid", "r0x0"], ["--grid", "10deg", "--chunk-rows", "-5"],
+                                   ["--weights", "README"]])
+def test_console_script_prints_one_line(tmp_path, extra):
+    src = _input(tmp_path)
+    (tmp_path / "README").write_text("not NetCDF\n")
+    proc = subprocess.run([str(SCRIPT), "aggregate", str(src), "--var", "lai", *extra, "-o", str(tmp_path / "x.nc")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    if "--chunk-rows" not in extra:  # click's own usage errors take a usage line and a box
+        lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+        assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     assert not (tmp_path / "x.nc").exists()
