@@ -230,6 +230,47 @@ class FeatureBuilder:
             n_folds=s.n_folds, test_fold=s.test_fold, buffer_deg=s.buffer_deg,
             test_years=tuple(s.test_years) if s.test_years else None, seed=self.seed,
         )
+        self._check_split_nonempty()
+
+    def _check_split_nonempty(self):
+        """:class:`InputDataError` when the split leaves the table no train rows or no test rows."""
+        from pipeline.splits import BUFFER, TEST, TRAIN, block_ids
+
+        s, cs = self.splits_cfg, self.cell_split
+        mask = self.index.mask
+        places = cs.label[mask]
+        years = np.unique(self.years).astype(np.int64)
+        lo, hi = cs.test_years if cs.test_years is not None else (None, None)
+        in_test = (years >= lo) & (years <= hi) if lo is not None else np.zeros(years.size, bool)
+        table_years = f"{years.min()}-{years.max()}" if years.size > 1 else f"{years.min()}"
+        yrs = f"the table's years {table_years} (data.years)"
+        held = f"splits.test_years {lo}-{hi}" if lo is not None else ""
+        lat, lon = self.index.lat, self.index.lon
+        ilat, ilon = np.nonzero(mask)
+        region = (f"the valid cells of the region (lat {lat[ilat].min():.2f}..{lat[ilat].max():.2f}, "
+                  f"lon {lon[ilon].min():.2f}..{lon[ilon].max():.2f}; data.region)")
+        nblocks = int(np.unique(block_ids(lat, lon, s.block_size_deg)[mask]).size) if cs.kind != "temporal" else 0
+        blocks = (f"{nblocks} block(s) of splits.block_size_deg {s.block_size_deg:g}° for splits.n_folds {s.n_folds}"
+                  + (f", splits.buffer_deg {s.buffer_deg:g}°" if s.buffer_deg else ""))
+        reasons = {"train": [], "test": []}
+        if cs.kind != "spatial":
+            if in_test.all():
+                reasons["train"].append(f"every one of {yrs} is in {held}; widen data.years or narrow splits.test_years")
+            if not in_test.any():
+                reasons["test"].append(f"{held} holds none of {yrs}; set splits.test_years within data.years")
+        if cs.kind != "temporal":
+            if not (places == TRAIN).any():
+                where = "the test fold or its buffer" if (places == BUFFER).any() else "the test fold"
+                reasons["train"].append(
+                    f"{region} are all in {where} ({blocks}); lower splits.block_size_deg"
+                    + (" or splits.buffer_deg" if s.buffer_deg else "") + ", or widen data.region")
+            if not (places == TEST).any():
+                reasons["test"].append(
+                    f"{region} fall in {blocks}, none of them in splits.test_fold {s.test_fold}; "
+                    "lower splits.block_size_deg or splits.test_fold, or widen data.region")
+        for which in ("train", "test"):
+            if reasons[which]:
+                raise InputDataError(f"splits.kind {cs.kind} leaves no {which} rows: " + "; and ".join(reasons[which]))
 
     # -- schema ------------------------------------------------------------------------------
 

@@ -162,15 +162,15 @@ def test_non_nesting_grid_without_rule_is_an_error(tmp_path):
     write_synthetic_stores(tmp_path, climate_res=0.27, lulc_res=0.27, years=(2001, 2001))  # 0.27 is no multiple of 0.05
     with pytest.raises(InputDataError) as err:
         _builder(tmp_path, "features.coarse_broadcast=parent", "data.years=2001:2001",
-                 "splits.test_years=[2001,2001]")
+                 "splits.kind=spatial")
     msg = str(err.value)
     assert "'tas' in climate.zarr" in msg and "do not nest" in msg and "features.broadcast.tas" in msg
     with pytest.raises(InputDataError, match="features.broadcast.lulc_fraction"):
         _builder(tmp_path, "features.broadcast.tas=bilinear", "features.broadcast.pr=nearest",
                  "features.broadcast.rsds=nearest", "features.coarse_broadcast=parent",
-                 "data.years=2001:2001", "splits.test_years=[2001,2001]")
+                 "data.years=2001:2001", "splits.kind=spatial")
     b, _ = _builder(tmp_path, "features.broadcast.lulc_fraction=nearest", "data.years=2001:2001",
-                    "splits.test_years=[2001,2001]")
+                    "splits.kind=spatial")
     assert b.partition(0)["lulc_crops"].notna().all()
 
 
@@ -240,3 +240,28 @@ def test_lagged_drivers_need_a_gapless_monthly_climate_axis(synth_root):
     with pytest.raises(InputDataError, match="not monthly without gaps"):
         _builder(synth_root, "features.coarse=[tas]", "features.lag_variables=[pr]", "features.lags=[2]",
                  "data.years=2002:2002", stores=stores)
+
+
+@pytest.mark.parametrize("extra, which, words", [
+    # held-out years outside the table's years: no test rows
+    (["splits.test_years=[2030,2031]"], "test", ["splits.test_years 2030-2031", "2001-2002", "data.years"]),
+    (["splits.kind=temporal", "splits.test_years=[2030,2031]"], "test", ["splits.test_years 2030-2031"]),
+    # every year held out: no train rows
+    (["splits.test_years=[2001,2002]"], "train", ["splits.test_years 2001-2002", "widen data.years"]),
+    (["splits.kind=temporal", "splits.test_years=[2000,2003]"], "train", ["every one of"]),
+    # the region lies in a single block, which is the test fold: no train rows
+    (["splits.kind=spatial", "splits.block_size_deg=30"], "train",
+     ["1 block(s) of splits.block_size_deg 30°", "lower splits.block_size_deg", "data.region"]),
+    # one block but test_fold 2: no test rows
+    (["splits.block_size_deg=30", "splits.test_fold=2"], "test", ["splits.test_fold 2", "data.region"]),
+])
+def test_split_without_train_or_test_rows_is_an_error(synth_root, extra, which, words):
+    with pytest.raises(InputDataError, match=f"leaves no {which} rows") as err:
+        _builder(synth_root, *extra)
+    for w in words:
+        assert w in str(err.value), (w, str(err.value))
+
+
+def test_split_with_train_and_test_rows_is_accepted(synth_root):
+    b, _ = _builder(synth_root, "splits.kind=temporal", "splits.test_years=[2002,2005]")
+    assert b.cell_split is not None
