@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pandas as pd
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -52,11 +58,38 @@ def test_features_command_writes_table_and_prints_summary(tmp_path, synth_root):
     assert sorted(p.name for p in (tmp_path / "runs" / "tiny").iterdir()) == ["config.resolved.yaml", "config.sha256", "features"]
 
 
-def test_features_command_user_errors_are_one_line(tmp_path, synth_root):
+def _assert_user_error(res, *words):
+    """A user error: exit 2 through SystemExit (no other exception escaped), message names ``words``."""
+    assert res.exit_code == 2, (res.exit_code, res.output, res.exception)
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    out = " ".join(res.output.split())
+    for w in words:
+        assert w in out, (w, out)
+
+
+@pytest.mark.parametrize("overrides, words", [
+    (["features.coarse=[tas,tmax]"], ["error:", "tmax"]),
+    (["data.root={tmp}"], ["error:", "lacks"]),
+    (["splits.test_years=[2030,2031]"], ["error:", "leaves no test rows", "splits.test_years 2030-2031"]),
+    (["splits.kind=temporal", "splits.test_years=[2001,2002]"], ["error:", "leaves no train rows"]),
+])
+def test_features_command_user_errors_are_one_line(tmp_path, synth_root, overrides, words):
     cfg_path = _config(tmp_path, synth_root)
-    result = CliRunner().invoke(pipeline.cli.app, ["features", str(cfg_path), "--set", "features.coarse=[tas,tmax]"])
-    assert result.exit_code == 2
-    assert "tmax" in result.output and "Traceback" not in result.output
-    result = CliRunner().invoke(pipeline.cli.app, ["features", str(cfg_path), "--set", f"data.root={tmp_path}"])
-    assert result.exit_code == 2 and "lacks" in result.output
+    args = ["features", str(cfg_path)]
+    for o in overrides:
+        args += ["--set", o.format(tmp=tmp_path)]
+    res = CliRunner().invoke(pipeline.cli.app, args)
+    _assert_user_error(res, *words)
     assert not (tmp_path / "runs" / "tiny" / "features").exists()
+
+
+def test_features_console_script_user_error_is_one_stderr_line(tmp_path, synth_root):
+    cfg_path = _config(tmp_path, synth_root)
+    exe = Path(sys.executable).with_name("terrascale")
+    res = subprocess.run([str(exe), "features", str(cfg_path), "--set", "splits.test_years=[2030,2031]"],
+                         capture_output=True, text=True, timeout=300, env={**os.environ, "COLUMNS": "400"})
+    assert res.returncode == 2, (res.stdout, res.stderr)
+    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("error:") and "leaves no test rows" in lines[0]
