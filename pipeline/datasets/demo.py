@@ -23,10 +23,11 @@ from pathlib import Path
 
 from pipeline.datasets.classes import load_class_table
 from pipeline.datasets.fractions import coarsen_factor, cwin_region, lulc_fractions_2019
-from pipeline.datasets.loaders import window
+from pipeline.datasets.loaders import FINE_RES, window
 from pipeline.datasets.regions import parse_years, resolve_region
 from pipeline.datasets.static import static_fields
 from pipeline.datasets.synthetic import check_scenarios, generate_climate, generate_lai, generate_lulc
+from pipeline.errors import ConfigError
 
 DEFAULT_REGION = "iberia"
 DEFAULT_YEARS = (2011, 2030)
@@ -34,6 +35,32 @@ DEFAULT_SCENARIOS = ("ssp126", "ssp585")
 STORE_NAMES = ("static", "lulc_coarse", "climate", "lai")
 #: Store attribute holding the generating parameters (JSON, see :func:`demo_parameters`).
 DEMO_ATTR = "terrascale_demo"
+
+
+def check_resolutions(lulc_res, climate_res) -> tuple[float, float]:
+    """The coarse resolutions as floats, or a :class:`ConfigError` naming the option at fault."""
+    import math
+
+    out = []
+    for opt, v in (("--lulc-res", lulc_res), ("--climate-res", climate_res)):
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            x = float("nan")
+        if not (math.isfinite(x) and x > 0):
+            raise ConfigError(f"{opt} must be a positive number of degrees (e.g. 0.25 or 1), got {v!r}")
+        out.append(x)
+    try:
+        coarsen_factor(FINE_RES, out[0])
+    except ConfigError:
+        raise ConfigError(f"--lulc-res {out[0]:g} must be a whole multiple of the {FINE_RES:g}° grid, "
+                          "e.g. 0.25 or 0.5") from None
+    try:
+        coarsen_factor(out[0], out[1])
+    except ConfigError:
+        raise ConfigError(f"--climate-res {out[1]:g} must be a whole multiple of --lulc-res {out[0]:g}, "
+                          "e.g. 1 with 0.25") from None
+    return out[0], out[1]
 
 
 def demo_parameters(*, region=DEFAULT_REGION, years=DEFAULT_YEARS, scenarios=DEFAULT_SCENARIOS, seed: int = 0,
@@ -46,7 +73,7 @@ def demo_parameters(*, region=DEFAULT_REGION, years=DEFAULT_YEARS, scenarios=DEF
     """
     years = parse_years(years)
     scenarios = check_scenarios(scenarios)
-    coarsen_factor(lulc_res, climate_res)  # the LULC grid must nest in the climate grid
+    lulc_res, climate_res = check_resolutions(lulc_res, climate_res)  # the LULC grid must nest in the climate grid
     snapped = cwin_region(window(resolve_region(region), climate_res))
     table_sha = None
     if class_table is not None:
@@ -95,7 +122,7 @@ def write_demo_stores(out_dir, *, region=DEFAULT_REGION, years=DEFAULT_YEARS, sc
 
     years = parse_years(years)
     scenarios = check_scenarios(scenarios)
-    coarsen_factor(lulc_res, climate_res)  # the LULC grid must nest in the climate grid
+    lulc_res, climate_res = check_resolutions(lulc_res, climate_res)
     reg = resolve_region(region)
     snapped = cwin_region(window(reg, climate_res))
     table = load_class_table(class_table)

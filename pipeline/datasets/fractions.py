@@ -23,6 +23,8 @@ from pipeline.errors import ConfigError
 
 def coarsen_factor(fine_res: float, coarse_res: float) -> int:
     """Whole number of fine cells per coarse cell side, or a :class:`ConfigError`."""
+    if not (fine_res > 0 and coarse_res > 0 and np.isfinite(fine_res) and np.isfinite(coarse_res)):
+        raise ConfigError(f"grid resolutions must be positive numbers of degrees, got {fine_res!r} and {coarse_res!r}")
     f = coarse_res / fine_res
     if abs(f - round(f)) > 1e-6 or round(f) < 1:
         raise ConfigError(f"coarse resolution {coarse_res}° must be a whole multiple of {fine_res}°, e.g. 0.25, 0.5 or 1")

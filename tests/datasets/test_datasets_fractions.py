@@ -84,3 +84,12 @@ def test_replacement_tables_are_checked(tmp_path):
     ok = tmp_path / "ok.csv"
     ok.write_text(DEFAULT_CLASS_TABLE.read_text().replace("#ff6d4c,cropland", "#ff6d4c,grassland"))
     assert load_class_table(ok).group_index()[14] == load_class_table(ok).groups.index("grassland")
+
+
+@pytest.mark.parametrize("fine, coarse", [(0.0, 1.0), (0.25, 0.0), (-0.25, 1.0), (0.25, -1.0), (float("nan"), 1.0)])
+def test_coarsen_factor_rejects_non_positive_resolutions(fine, coarse):
+    from pipeline.datasets.fractions import coarsen_factor
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="positive"):
+        coarsen_factor(fine, coarse)
