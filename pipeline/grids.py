@@ -651,7 +651,7 @@ def _as_degrees(var) -> np.ndarray:
 
 
 def open_netcdf(path, what: str):
-    """Open the NetCDF file ``path`` (a grid or weights file) eagerly-lazy, times not decoded.
+    """Open the NetCDF file ``path`` (a grid or weights file) lazily, times not decoded.
 
     Checks first with :func:`pipeline.io.detect_format` (a clear :class:`InputDataError` for a
     missing file, a Zarr store or a file of another format); a NetCDF file that still cannot be
