@@ -30,3 +30,20 @@ def test_lai_generation_streams_with_bounded_memory(tmp_path):
     long = _peak_gb(tmp_path, "2015:2020")
     assert long - short < 0.15, (short, long)
     assert long < 1.5, long
+
+
+def test_lai_generation_peak_is_its_own_not_its_parents():
+    # a parent holding 1.5 GB starts the benchmark on a 1° box: ru_maxrss would report the
+    # parent's 1.5 GB (execve folds the old address space's peak into it); VmHWM does not
+    parent = (
+        "import subprocess, sys, numpy as np\n"
+        "held = np.ones(int(1.5e9) // 8)\n"
+        f"res = subprocess.run([sys.executable, {str(BENCH)!r}, '--region', '40,41,-5,-4', '--years', '2019:2020',"
+        " '--sink', 'none'], capture_output=True, text=True)\n"
+        "sys.stdout.write(res.stdout); sys.stderr.write(res.stderr); sys.exit(res.returncode)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", parent], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    last = res.stdout.splitlines()[-1]
+    peak = float(re.search(r"peak RSS ([0-9.]+) GB", last).group(1))
+    assert 0.05 < peak < 1.0, last
