@@ -31,12 +31,13 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import ConfigError, InputDataError
+from pipeline.grids import EARTH_RADIUS
 
 #: Categories of the ``split`` column, in this order (codes 0..3).
 SPLIT_LABELS: tuple[str, ...] = ("train", "test", "buffer", "excluded")
 TRAIN, TEST, BUFFER, EXCLUDED = range(4)
-#: Mean Earth radius (km) used for cell areas.
-EARTH_RADIUS_KM = 6371.0088
+#: Earth radius (km) of the cell areas: :data:`pipeline.grids.EARTH_RADIUS`, as grids and weights use.
+EARTH_RADIUS_KM = EARTH_RADIUS / 1000.0
 _TOL = 1e-9
 
 

@@ -17,9 +17,11 @@ from functools import cached_property
 import numpy as np
 
 from pipeline.errors import ConfigError
+from pipeline.grids import EARTH_RADIUS
 
-#: Authalic Earth radius (m): the sphere with the WGS84 ellipsoid's surface area.
-EARTH_RADIUS_M = 6_371_007.2
+#: Earth radius (m) of the cell areas: :data:`pipeline.grids.EARTH_RADIUS`, the one radius of
+#: every area in terrascale (ESM grids, aggregation weights, split summaries, these data sets).
+EARTH_RADIUS_M = EARTH_RADIUS
 
 
 def cells_per_degree(res: float) -> float:

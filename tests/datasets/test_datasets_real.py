@@ -114,3 +114,14 @@ def test_bad_region(bad, match):
 def test_off_grid_resolution_is_refused():
     with pytest.raises(ConfigError, match="does not tile the globe"):
         GridWindow.from_bounds(0, 1, 0, 1, 0.07)
+
+
+def test_dataset_cell_areas_use_the_grids_earth_radius():
+    # one Earth radius everywhere: the data sets' areas equal the ESM grids' (and weights') areas
+    from pipeline.grids import EARTH_RADIUS, parse_grid
+
+    assert EARTH_RADIUS_M == EARTH_RADIUS
+    win = GridWindow.from_bounds(-90, 90, -180, 180, 1.0)
+    np.testing.assert_allclose(win.cell_area_m2(), parse_grid("1deg").cell_areas(), rtol=1e-12)
+    box = GridWindow.from_bounds(35, 45, -10, 5, 0.25)
+    np.testing.assert_allclose(box.cell_area_m2(), parse_grid("0.25deg:-10,35,5,45").cell_areas(), rtol=1e-12)

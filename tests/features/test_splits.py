@@ -128,6 +128,10 @@ def test_summary_rows_and_areas():
     lat, lon = _grid(res=1.0, s=0, n=2, w=0, e=2)  # 4 cells of 1°
     area = cell_areas_km2(lat, lon)
     assert area.sum() == pytest.approx(4 * 111.195**2, rel=2e-3)  # near the equator
+    # the summary's km² are the areas of the ESM grids and aggregation weights (one Earth radius)
+    from pipeline.grids import parse_grid
+
+    np.testing.assert_allclose(area * 1e6, parse_grid("1deg:0,0,2,2").cell_areas(), rtol=1e-12)
     df = pd.DataFrame({
         "time": pd.to_datetime(["2001-01-01"] * 4 + ["2002-01-01"] * 4),
         "cell": np.array([0, 1, 2, 3] * 2, np.int32),
