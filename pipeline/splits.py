@@ -203,15 +203,6 @@ def make_cell_split(lat, lon, valid: np.ndarray, *, kind: str = "both", block_si
     return CellSplit(kind, fold, label, tuple(test_years) if test_years else None, settings)
 
 
-def split_categorical(codes, xdf=pd):
-    """Wrap int8 split codes into the categorical ``split`` column of ``xdf`` (pandas or cudf)."""
-    if xdf is pd:
-        return pd.Categorical.from_codes(np.asarray(codes), categories=list(SPLIT_LABELS))
-    dtype = xdf.CategoricalDtype(categories=list(SPLIT_LABELS), ordered=False)
-    labels = xdf.Series(list(SPLIT_LABELS))
-    return labels.take(xdf.Series(codes).astype("int32")).reset_index(drop=True).astype(dtype)
-
-
 class SplitSummary:
     """Accumulates rows and cells per split over table partitions; :meth:`table` reports them.
 

@@ -19,7 +19,6 @@ from pipeline.splits import (
     block_ids,
     cell_areas_km2,
     make_cell_split,
-    split_categorical,
 )
 
 
@@ -135,7 +134,7 @@ def test_summary_rows_and_areas():
     df = pd.DataFrame({
         "time": pd.to_datetime(["2001-01-01"] * 4 + ["2002-01-01"] * 4),
         "cell": np.array([0, 1, 2, 3] * 2, np.int32),
-        "split": split_categorical(np.array([0, 0, 1, 2, 1, 1, 1, 3], np.int8)),
+        "split": pd.Categorical.from_codes(np.array([0, 0, 1, 2, 1, 1, 1, 3], np.int8), categories=list(SPLIT_LABELS)),
     })
     t = SplitSummary(lat, lon).add(df.iloc[:4]).add(df.iloc[4:]).table().set_index("split")
     assert list(t.index) == list(SPLIT_LABELS)
