@@ -669,7 +669,8 @@ def class_fractions(da: xr.DataArray, grid=None, *, classes=None, crosswalk=None
     data = np.moveaxis(frac, -1, 0).reshape((len(labels),) + tuple(shp))
     attrs = {"standard_name": "area_fraction", "units": "1", "cell_methods": _cell_methods(da, "mean"),
              "long_name": f"area fraction of each {long} of {da.attrs.get('long_name', da.name)}"}
-    return xr.DataArray(data, dims=(dim,) + tuple(dims), coords=coords, name=f"{da.name}_fraction", attrs=attrs)
+    name = f"{da.name}_fraction" if crosswalk is None else "pft_fraction"
+    return xr.DataArray(data, dims=(dim,) + tuple(dims), coords=coords, name=name, attrs=attrs)
 
 
 def majority_class(da: xr.DataArray, grid=None, *, classes=None, missing=None, class_names=None,

@@ -50,6 +50,7 @@ def test_shipped_igbp_crosswalk_csv_gives_pft_fractions():
     da = _igbp_like()
     pft = class_fractions(da, parse_grid("1deg"), crosswalk=DEFAULT_PFT_CROSSWALK, engine="numpy")
     table = load_pft_crosswalk()
+    assert pft.name == "pft_fraction"
     assert list(pft["pft"].values) == list(table.columns)  # the label column short_name is not a PFT
     cls = class_fractions(da, parse_grid("1deg"), engine="numpy")
     expected = np.einsum("kyx,kp->pyx", np.nan_to_num(cls.values), table.loc[[0, 1, 2, 3]].to_numpy())
