@@ -553,11 +553,55 @@ def list_grids() -> list[dict]:
 # ----------------------------------------------------------------------------------------------
 
 
-def _edges_from_centres(c: np.ndarray) -> np.ndarray:
+def edges_from_centres(
+    centres: np.ndarray,
+    *,
+    clip: tuple[float, float] | None = None,
+    single_cell_width: float | None = None,
+) -> np.ndarray:
+    """Cell edges of a 1-D axis from its ascending cell centres.
+
+    The inner edges are the midpoints between neighbouring centres; the two outer edges are
+    mirrored about the outermost centres (``c[0] - (mid[0] - c[0])``, likewise at the end).
+
+    Parameters
+    ----------
+    centres : array_like
+        1-D cell centres, ascending, n >= 1 values (converted to float64).
+    clip : (float, float), optional
+        Clip the edges to ``[lo, hi]``, e.g. ``(-90.0, 90.0)`` for latitude. ``None`` (default)
+        leaves them as computed.
+    single_cell_width : float, optional
+        Width of the cell when the axis has a single centre ``c``: the edges are then
+        ``c ± single_cell_width / 2`` (before clipping). ``None`` (default) makes a single-centre
+        axis an :class:`~pipeline.errors.InputDataError`, its bounds not being inferable.
+
+    Returns
+    -------
+    numpy.ndarray
+        The n + 1 edges, float64.
+
+    Raises
+    ------
+    InputDataError
+        A single centre and ``single_cell_width`` is ``None``.
+    ValueError
+        No centres at all.
+    """
+    c = np.asarray(centres, dtype=np.float64)
+    if c.size == 0:
+        raise ValueError("edges_from_centres needs at least one cell centre")
     if c.size == 1:
-        raise InputDataError("a single cell along an axis has no inferable bounds; add CF bounds")
-    mid = 0.5 * (c[1:] + c[:-1])
-    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+        if single_cell_width is None:
+            raise InputDataError("a single cell along an axis has no inferable bounds; add CF bounds")
+        half = 0.5 * single_cell_width
+        edges = np.array([c[0] - half, c[0] + half])
+    else:
+        mid = 0.5 * (c[1:] + c[:-1])
+        edges = np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+    if clip is not None:
+        edges = np.clip(edges, *clip)
+    return edges
 
 
 @dataclass
@@ -614,7 +658,7 @@ def source_axes(da, *, name: str = "input") -> SourceAxes:
         b = np.sort(b[row_index], axis=1)
         lat_edges = np.concatenate([b[:, 0], b[-1:, 1]])
     else:
-        lat_edges = np.clip(_edges_from_centres(lat_s), -90.0, 90.0)
+        lat_edges = edges_from_centres(lat_s, clip=(-90.0, 90.0))
 
     # longitude: unwrap a rotated axis (e.g. 180..359, 0..179) into one ascending run
     lon_u = lon.copy()
@@ -633,7 +677,7 @@ def source_axes(da, *, name: str = "input") -> SourceAxes:
         b = b + (lon_u - lon)[:, None]
         lon_edges = np.concatenate([b[:, 0], b[-1:, 1]])
     else:
-        lon_edges = _edges_from_centres(lon_u)
+        lon_edges = edges_from_centres(lon_u)
     span = lon_edges[-1] - lon_edges[0]
     if span > 360 + 1e-6:
         raise InputDataError(f"{name}: longitudes of {da.name!r} span {span:.6g}° > 360° (duplicate wrap column?)")

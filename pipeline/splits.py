@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import ConfigError, InputDataError
-from pipeline.grids import EARTH_RADIUS
+from pipeline.grids import EARTH_RADIUS, edges_from_centres
 
 #: Categories of the ``split`` column, in this order (codes 0..3).
 SPLIT_LABELS: tuple[str, ...] = ("train", "test", "buffer", "excluded")
@@ -41,13 +41,9 @@ EARTH_RADIUS_KM = EARTH_RADIUS / 1000.0
 _TOL = 1e-9
 
 
-def _edges(centres: np.ndarray) -> np.ndarray:
-    """Cell edges of a 1-D axis of cell centres (midpoints; outer edges mirrored)."""
-    c = np.asarray(centres, dtype=np.float64)
-    if c.size == 1:
-        return np.array([c[0] - 0.5, c[0] + 0.5])
-    mid = 0.5 * (c[1:] + c[:-1])
-    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+def _edges(centres: np.ndarray, clip: tuple[float, float] | None = None) -> np.ndarray:
+    """Cell edges of a 1-D axis of cell centres (:func:`pipeline.grids.edges_from_centres`); one centre: ± 0.5°."""
+    return edges_from_centres(centres, clip=clip, single_cell_width=1.0)
 
 
 def cell_areas_km2(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
@@ -55,7 +51,7 @@ def cell_areas_km2(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 
     Area = R² · Δλ · (sin φ₂ − sin φ₁) with edges half-way between centres.
     """
-    ly = np.clip(_edges(lat), -90.0, 90.0)
+    ly = _edges(lat, clip=(-90.0, 90.0))
     lx = _edges(lon)
     band = np.sin(np.deg2rad(ly[1:])) - np.sin(np.deg2rad(ly[:-1]))
     width = np.deg2rad(np.diff(lx))

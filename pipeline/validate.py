@@ -18,6 +18,7 @@ import numpy as np
 import xarray as xr
 
 from pipeline.errors import InputDataError
+from pipeline.grids import edges_from_centres
 
 LAT_NAMES = ("lat", "latitude", "nav_lat", "y", "rlat", "LAT", "Latitude")
 LON_NAMES = ("lon", "longitude", "nav_lon", "x", "rlon", "LON", "Longitude")
@@ -108,15 +109,12 @@ def _monotonic_problem(values: np.ndarray, name: str) -> str | None:
 
 
 def derive_bounds(centres: np.ndarray, *, clip: tuple[float, float] | None = None) -> np.ndarray:
-    """Cell bounds (n, 2) from ascending centres: midpoints, the outer edges extrapolated."""
-    c = np.asarray(centres, dtype=np.float64)
-    if c.size == 1:
-        edges = np.array([c[0] - 0.5, c[0] + 0.5])
-    else:
-        mid = 0.5 * (c[1:] + c[:-1])
-        edges = np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
-    if clip is not None:
-        edges = np.clip(edges, *clip)
+    """Cell bounds (n, 2) from ascending centres: midpoints, the outer edges extrapolated.
+
+    The edges of :func:`pipeline.grids.edges_from_centres` as (lower, upper) pairs; a single
+    centre gets a 1° cell (centre ± 0.5°), so a one-row/column file still validates.
+    """
+    edges = edges_from_centres(centres, clip=clip, single_cell_width=1.0)
     return np.stack([edges[:-1], edges[1:]], axis=1)
 
 

@@ -100,6 +100,11 @@ def test_derive_bounds_clips_latitude():
     assert b[0, 0] == -90 and b[-1, 1] == 90
 
 
+def test_derive_bounds_single_centre_is_one_degree():
+    assert np.array_equal(derive_bounds(np.array([10.0])), [[9.5, 10.5]])
+    np.testing.assert_allclose(derive_bounds(np.array([89.8]), clip=(-90, 90)), [[89.3, 90.0]], rtol=1e-15)
+
+
 def test_unstructured_grid_is_checked_not_sorted():
     cells = 5
     ds = xr.Dataset(

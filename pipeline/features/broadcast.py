@@ -9,6 +9,7 @@ import xarray as xr
 
 from pipeline.errors import ConfigError, InputDataError
 from pipeline.features.cells import CellIndex, _grid_coords
+from pipeline.grids import edges_from_centres
 
 _NEIGHBOURS = (("nw", 1, -1), ("n", 1, 0), ("ne", 1, 1), ("w", 0, -1), ("e", 0, 1),
                ("sw", -1, -1), ("s", -1, 0), ("se", -1, 1))
@@ -23,8 +24,7 @@ def _axis_edges(ds, name: str) -> np.ndarray:
         return np.concatenate([b[:, 0], b[-1:, 1]])
     if c.size == 1:
         raise InputDataError(f"coordinate '{name}' has a single value and no '{name}_bnds'; add bounds")
-    mid = 0.5 * (c[1:] + c[:-1])
-    return np.concatenate([[c[0] - (mid[0] - c[0])], mid, [c[-1] + (c[-1] - mid[-1])]])
+    return edges_from_centres(c)
 
 
 def _nests(fine_edges: np.ndarray, coarse_edges: np.ndarray) -> float | None:

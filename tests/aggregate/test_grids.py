@@ -8,6 +8,7 @@ from pipeline.errors import ConfigError, InputDataError
 from pipeline.grids import (
     RectilinearGrid,
     ReducedGrid,
+    edges_from_centres,
     gaussian_lat_bounds,
     gaussian_latitudes,
     list_grids,
@@ -114,6 +115,24 @@ def test_scrip_non_box_grid_is_rejected(tmp_path):
     ds.to_netcdf(tmp_path / "bad.nc")
     with pytest.raises(InputDataError, match="gencon"):
         read_scrip_grid(tmp_path / "bad.nc")
+
+
+def test_edges_from_centres_midpoints_clip_and_single_cell():
+    e = edges_from_centres(np.array([-89.0, 0.0, 90.0]))
+    assert np.array_equal(e, [-133.5, -44.5, 45.0, 135.0])
+    assert np.array_equal(edges_from_centres(np.array([-89.5, 0.0, 89.5]), clip=(-90.0, 90.0)), [-90.0, -44.75, 44.75, 90.0])
+    with pytest.raises(InputDataError, match="single cell"):
+        edges_from_centres(np.array([10.0]))
+    np.testing.assert_allclose(edges_from_centres(np.array([89.8]), single_cell_width=1.0), [89.3, 90.3], rtol=1e-15)
+    np.testing.assert_allclose(edges_from_centres(np.array([89.8]), clip=(-90.0, 90.0), single_cell_width=1.0), [89.3, 90.0], rtol=1e-15)
+    with pytest.raises(ValueError):
+        edges_from_centres(np.array([]))
+
+
+def test_source_axes_single_latitude_needs_bounds():
+    da = xr.DataArray(np.zeros((1, 3)), dims=("lat", "lon"), coords={"lat": [10.0], "lon": [0.5, 1.5, 2.5]}, name="x")
+    with pytest.raises(InputDataError, match="single cell"):
+        source_axes(da)
 
 
 def test_source_axes_descending_and_0_360():

@@ -218,6 +218,16 @@ def test_broadcast_wraps_longitude_on_global_grid():
     assert out[1] == pytest.approx(0.525 * 3.0 + 0.475 * 1.0, abs=1e-5)
 
 
+def test_broadcast_single_coarse_row_needs_bounds():
+    idx = make_cell_index(np.array([0.025, 0.075]), np.array([0.025, 0.075]), np.ones((2, 2), bool))
+    coarse = xr.Dataset(coords={"lat": np.array([0.5]), "lon": np.array([-0.5, 0.5])})
+    with pytest.raises(InputDataError, match="coordinate 'lat' has a single value and no 'lat_bnds'"):
+        make_broadcast(idx, coarse, "nearest", var="v", store="c")
+    coarse = coarse.assign(lat_bnds=(("lat", "bnds"), np.array([[0.0, 1.0]])))
+    bc = make_broadcast(idx, coarse, "nearest", var="v", store="c")
+    assert bc.idx.tolist() == [[1, 1, 1, 1]]  # every fine cell in the coarse cell lat 0..1, lon 0..1
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not __import__("pipeline.backend", fromlist=["probe_gpu"]).probe_gpu().usable, reason="no usable GPU")
 def test_gpu_table_matches_cpu(synth_root):  # pragma: no cover - needs a GPU

@@ -123,6 +123,16 @@ def test_bad_split_settings():
         make_cell_split(lat, lon, np.zeros_like(valid), kind="spatial")
 
 
+def test_cell_areas_single_cell_axis_is_one_degree_clipped_at_the_pole():
+    # one centre per axis: a 1° cell, its latitude edges clipped to ±90°
+    r = 6371.0
+    a = cell_areas_km2(np.array([0.0]), np.array([10.0]))
+    assert a.shape == (1, 1)
+    assert a[0, 0] == pytest.approx(r**2 * np.deg2rad(1.0) * 2 * np.sin(np.deg2rad(0.5)), rel=1e-12)
+    polar = cell_areas_km2(np.array([89.8]), np.array([0.0]))[0, 0]
+    assert polar == pytest.approx(r**2 * np.deg2rad(1.0) * (1 - np.sin(np.deg2rad(89.3))), rel=1e-12)
+
+
 def test_summary_rows_and_areas():
     lat, lon = _grid(res=1.0, s=0, n=2, w=0, e=2)  # 4 cells of 1°
     area = cell_areas_km2(lat, lon)
