@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -37,6 +36,9 @@ import xarray as xr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _memory import peak_rss  # noqa: E402
 
 from pipeline.aggregate import class_fractions, conservative_mean  # noqa: E402
 from pipeline.grids import parse_grid  # noqa: E402
@@ -77,12 +79,8 @@ def rss_mb() -> float:
 
 
 def maxrss_mb() -> float:
-    """Peak RSS of this process image: VmHWM (ru_maxrss would carry the forking parent's peak over exec)."""
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak RSS of this process image in MB: VmHWM (ru_maxrss would carry the forking parent's peak over exec)."""
+    return peak_rss()[0] / 2**20
 
 
 def rel_diff(a, b, skip_rows=0):

@@ -60,6 +60,9 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--child"] and sys.argv[5:6] == 
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _memory import hwm_bytes, reset_hwm  # noqa: E402
 import xarray as xr  # noqa: E402
 
 SOUTH, NORTH, WEST, EAST, RES = 34.0, 72.0, -25.0, 45.0, 0.05
@@ -159,26 +162,6 @@ def write_stack(path: Path, years: int) -> tuple[int, int]:
     return nt, int(mask.sum())
 
 
-def _hwm() -> int:
-    """The process's peak resident set (VmHWM, Linux) in bytes."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise OSError("no VmHWM")
-
-
-def _reset_hwm() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        _hwm()
-        return True
-    except OSError:
-        return False
-
-
 def _child(store: str, out: str, mode: str, tune: bool) -> None:
     """Stream the stack into Parquet partition by partition; print JSON with the memory figures.
 
@@ -222,13 +205,13 @@ def _child(store: str, out: str, mode: str, tune: bool) -> None:
         write(pd.DataFrame({"a": np.zeros(4, np.float32)}), os.path.join(out + ".warm.parquet"))
     gc.collect()
     base = proc.memory_info().rss
-    exact = _reset_hwm()
+    exact = reset_hwm()
     peak = {"compute": base, "write": base}
 
     def phase_end(name):  # the exact peak of the phase just ended, then start a new high-water mark
         if exact:
-            peak[name] = max(peak[name], _hwm())
-            _reset_hwm()
+            peak[name] = max(peak[name], hwm_bytes())
+            reset_hwm()
 
     th = threading.Thread(target=sample, daemon=True)
     th.start()
