@@ -5,7 +5,7 @@ Aggregates a global uint8 class map (default 2160 x 4320, 1/12 deg) to a 1 deg g
 same array (``x.sum()``), the floor any single-pass algorithm is measured against. Also times the
 float32 separable weighted sum (against ``np.nansum``) and the chunked (streamed, ``out=``) class sum.
 
-    python benchmarks/kernels.py [--case 2160x4320:180x360] [--classes 17] [--repeat 5]
+    python benchmarks/kernel_throughput.py [--case 2160x4320:180x360] [--classes 17] [--repeat 5]
 """
 
 from __future__ import annotations
