@@ -1,0 +1,201 @@
+"""Aggregation internals for categorical fields: declared classes, no-data codes, class areas, crosswalk.
+
+:func:`_class_areas` streams class codes through the class-sum kernels with a lookup table
+(class code → column; missing codes → -1; undeclared codes → an extra column, an error naming them).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from pipeline._aggregate_stream import _chunks, _lead, _prepare, _read
+from pipeline.errors import ConfigError, InputDataError
+
+
+def _declared_classes(da, classes, missing=None, *, func: str = "class_fractions"):
+    if classes is None:
+        fv = da.attrs.get("flag_values")
+        if fv is None:
+            raise ConfigError(f"{func} of {da.name!r}: pass classes=[...] (--classes: the class codes), or give "
+                              "the variable CF flag_values")
+        # flag_values may list the no-data code as a flag of its own (e.g. IGBP 255): it is not a class
+        no_data = set(_no_data_codes(da, missing))
+        classes = [c for c in np.asarray(fv).ravel() if int(c) not in no_data]
+    classes = [int(c) for c in np.asarray(classes).ravel()]
+    if len(set(classes)) != len(classes) or not classes:
+        raise ConfigError(f"classes must be distinct integer codes, got {classes}")
+    if min(classes) < 0:
+        raise ConfigError(f"class codes must be >= 0 (negative codes mean missing), got {min(classes)}")
+    return classes
+
+
+_FILL_KEYS = ("_FillValue", "missing_value")
+
+
+def _integer_codes(values):
+    """The finite whole numbers among ``values`` as Python ints (others can never equal a class code)."""
+    v = np.atleast_1d(np.asarray(values, dtype=object)).ravel()
+    out = []
+    for x in v:
+        try:
+            f = float(x)
+        except (TypeError, ValueError):
+            continue
+        if np.isfinite(f) and f == int(f):
+            out.append(int(x) if isinstance(x, (int, np.integer)) else int(f))
+    return out
+
+
+def _no_data_codes(da, missing):
+    """Every code meaning no data: ``missing`` if given, else the fill/missing/no-data attributes."""
+    if missing is not None:
+        return sorted(set(_integer_codes(missing)))
+    codes = []
+    for src in (da.attrs, da.encoding):
+        for k in (*_FILL_KEYS, "no_data_value"):
+            if src.get(k) is not None:
+                codes += _integer_codes(src[k])
+    return sorted(set(codes))
+
+
+def _code_range(dtype) -> tuple[int, int]:
+    """Range of the integer codes the class kernels see for data of ``dtype`` (float: cast to int32)."""
+    dtype = np.dtype(dtype)
+    info = np.iinfo(dtype if dtype.kind in "iu" else np.int32)
+    return int(info.min), int(info.max)
+
+
+def _missing_codes(da, missing):
+    """The no-data codes (>= 0) that can occur in the data of ``da``.
+
+    For float input the fill codes (``_FillValue``, ``missing_value``) are ignored: decoding made
+    them NaN already (the default NetCDF float fill 9.97e36 is no integer code). Codes outside the
+    range of the data's dtype cannot occur and are dropped.
+    """
+    if missing is None and np.dtype(da.dtype).kind == "f":
+        codes = []
+        for src in (da.attrs, da.encoding):
+            if src.get("no_data_value") is not None:
+                codes += _integer_codes(src["no_data_value"])
+    else:
+        codes = _no_data_codes(da, missing)
+    _, hi = _code_range(da.dtype)
+    return sorted({c for c in codes if 0 <= c <= hi})
+
+
+def _class_names(da, classes, names):
+    if names is not None:
+        names = list(names)
+        if len(names) != len(classes):
+            raise ConfigError(f"{len(names)} class names for {len(classes)} classes")
+        return names
+    fv, fm = da.attrs.get("flag_values"), da.attrs.get("flag_meanings")
+    if fv is not None and fm is not None:
+        lookup = dict(zip([int(v) for v in np.atleast_1d(fv)], str(fm).split()))
+        return [lookup.get(c, f"class_{c}") for c in classes]
+    return [f"class_{c}" for c in classes]
+
+
+#: missing codes up to this value are entries of the class lookup table; larger ones are mapped apart
+_LUT_MISSING_MAX = 2**16
+
+
+def _class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name):
+    """Per target cell and class, the area (unit sphere) of the source cells of that class."""
+    nc = len(classes)
+    miss = _missing_codes(da, missing)
+    both = sorted(set(classes) & set(miss))
+    if both:
+        where = "--missing / missing=" if missing is not None else "the variable's fill/no-data attributes"
+        raise ConfigError(f"{name}: codes {both} of {da.name!r} are both classes and missing codes (from {where}); "
+                          "a code is one or the other: drop them from the classes or from the missing codes")
+    plan, K, xp = _prepare(da, grid, weights, engine, name)
+    lead, nb = _lead(da, plan)
+    if nb != 1:
+        raise InputDataError(f"{name}: categorical variable {da.name!r} has extra dimensions {lead}; select one "
+                             f"(e.g. da.isel({lead[0]}=0)) per call")
+    is_float = np.dtype(da.dtype).kind == "f"
+    itemsize = np.dtype(da.dtype).itemsize if not is_float else 4
+    lut_len = max(classes) + 1
+    if not is_float and itemsize <= 2:
+        lut_len = max(lut_len, 2 ** (8 * itemsize))  # every code of the dtype inside the table
+    # missing codes far beyond the classes (e.g. a uint32 fill 4294967295) do not size the table:
+    # they are replaced by one extra slot meaning missing
+    small = [m for m in miss if m < max(lut_len, _LUT_MISSING_MAX)]
+    far = [m for m in miss if m >= max(lut_len, _LUT_MISSING_MAX)]
+    lut_len = max([lut_len] + [m + 1 for m in small])
+    # slot nc collects codes that are not declared: an error after the pass, naming them
+    lut = np.full(lut_len + (1 if far else 0), nc, dtype=np.int64)
+    lut[classes] = np.arange(nc)
+    lut[small] = -1
+    if far:
+        lut[lut_len] = -1
+    lut_dev = xp.asarray(lut)
+    acc = plan.new_acc(1, 1, classes=nc + 1)
+    for r0, r1 in _chunks(da, plan, 1, chunk_rows):
+        if not plan.chunk_has_links(r0, r1):
+            continue
+        codes = _read(da, plan, lead, r0, r1, xp)[0]
+        if is_float:
+            ok = xp.isfinite(codes)
+            if bool((ok & (codes != xp.floor(codes))).any()):
+                raise InputDataError(f"{name}: categorical variable {da.name!r} holds non-integer values; pass class codes")
+            # NaN -> -1 (missing); huge values -> int32 max, beyond the table: named as undeclared
+            codes = xp.clip(xp.where(ok, codes, -1), -1, np.iinfo(np.int32).max).astype(np.int32)
+        if far:
+            hit = codes == far[0]
+            for m in far[1:]:
+                hit |= codes == m
+            codes = xp.where(hit, codes.dtype.type(lut_len), codes)
+        try:
+            plan.class_sum(K, codes, r0, r1, acc, nc + 1, lut_dev)
+        except ValueError as err:  # a code beyond the lookup table: name all undeclared values
+            if "class codes outside" not in str(err):
+                raise
+            _raise_undeclared(da, plan, lead, classes, miss, chunk_rows, name)
+    (areas,) = plan.finish(acc, classes=True)
+    if areas[:, nc].sum() > 0:
+        _raise_undeclared(da, plan, lead, classes, miss, chunk_rows, name)
+    return areas[:, :nc], plan, lead
+
+
+def _raise_undeclared(da, plan, lead, classes, miss, chunk_rows, name):
+    bad = _undeclared_values(da, plan, lead, classes, miss, chunk_rows)
+    raise InputDataError(f"{name}: variable {da.name!r} holds class values {bad} outside the declared classes "
+                         f"{classes} (missing: {miss}); add them to classes= (--classes) or mark them missing")
+
+
+def _undeclared_values(da, plan, lead, classes, miss, chunk_rows):
+    """Slow path, run only on error: the distinct undeclared values (first 10)."""
+    bad = set()
+    ok = set(classes) | set(miss)
+    for r0, r1 in _chunks(da, plan, 1, chunk_rows):
+        v = _read(da, plan, lead, r0, r1, np)
+        v = v[np.isfinite(v)] if v.dtype.kind == "f" else v
+        bad |= {int(x) for x in np.unique(v)} - ok
+        if len(bad) >= 10:
+            break
+    return sorted(bad)[:10]
+
+
+def _read_crosswalk(crosswalk, classes):
+    """class→PFT table → (pft names, matrix (n_classes, n_pft)); rows must sum to 1."""
+    import pandas as pd
+
+    from pipeline.datasets.classes import check_crosswalk, read_crosswalk
+
+    if isinstance(crosswalk, (str, Path)):
+        table = read_crosswalk(crosswalk)
+    elif isinstance(crosswalk, dict):
+        table = pd.DataFrame.from_dict({int(k): v for k, v in crosswalk.items()}, orient="index").fillna(0.0)
+        table = check_crosswalk(table, "(dict)")
+    elif isinstance(crosswalk, pd.DataFrame):
+        table = check_crosswalk(crosswalk, "(DataFrame)")
+    else:
+        raise ConfigError("crosswalk must be a CSV path, a dict {class: {pft: fraction}} or a pandas DataFrame")
+    missing = [c for c in classes if c not in table.index]
+    if missing:
+        raise ConfigError(f"crosswalk has no row for classes {missing}; add them (fractions per PFT summing to 1)")
+    return [str(c) for c in table.columns], table.loc[classes].to_numpy(dtype=np.float64)
