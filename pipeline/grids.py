@@ -25,14 +25,15 @@ equal the Gaussian quadrature weights (so a cell's area is exactly its quadratur
 2πR²/nlon, the convention of the IFS spectral transforms).
 
 Grids are written to and read from SCRIP grid files (``grid_center_lat``, ``grid_corner_lat`` ...,
-degrees), which CDO accepts as ``cdo remapcon,grid.nc``; :meth:`Grid.cdo_griddes` writes CDO's text
-grid description for rectilinear grids.
+degrees; :mod:`pipeline.scrip`), which CDO accepts as ``cdo remapcon,grid.nc``; :meth:`Grid.cdo_griddes`
+writes CDO's text grid description for rectilinear grids. Spec strings and named ESM grids
+(:func:`parse_grid`, :data:`NAMED_GRIDS`) are in :mod:`pipeline.grid_specs`, the source grid of a
+data array (:func:`source_axes`) in :mod:`pipeline.source_grid`; all are re-exported here.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -44,23 +45,6 @@ from pipeline.errors import ConfigError, InputDataError
 #: Earth radius (m) used for cell areas in output files (CDO's default PlanetRadius).
 EARTH_RADIUS = 6_371_000.0
 
-#: Named ESM grids: name -> (spec, description).
-NAMED_GRIDS: dict[str, tuple[str, str]] = {
-    "tl63": ("N32", "IFS/EC-Earth TL63 spectral truncation, classic reduced Gaussian N32"),
-    "tl95": ("N48", "IFS TL95, classic reduced Gaussian N48"),
-    "tl159": ("N80", "IFS/EC-Earth TL159, classic reduced Gaussian N80"),
-    "tl255": ("N128", "IFS/EC-Earth TL255 (EC-Earth 3 standard), classic reduced Gaussian N128"),
-    "tl319": ("N160", "IFS TL319 (ERA-Interim), classic reduced Gaussian N160"),
-    "tl511": ("N256", "IFS TL511, classic reduced Gaussian N256"),
-    "tl639": ("N320", "IFS TL639 (ERA5 atmosphere), classic reduced Gaussian N320"),
-    "tco199": ("O200", "IFS TCo199 (EC-Earth 4), octahedral reduced Gaussian O200"),
-    "tco399": ("O400", "IFS TCo399, octahedral reduced Gaussian O400"),
-    "tco1279": ("O1280", "IFS TCo1279 (HRES 9 km), octahedral reduced Gaussian O1280"),
-    "r360x180": ("r360x180", "CDO's global 1° grid (cell centres at 0°, 1°, ... 359°E)"),
-    "1deg": ("1deg", "regular 1° lat-lon, cell edges on whole degrees, -180..180"),
-    "0.5deg": ("0.5deg", "regular 0.5° lat-lon"),
-    "0.25deg": ("0.25deg", "regular 0.25° lat-lon"),
-}
 
 _PL_FILE = Path(__file__).with_name("grids_data") / "reduced_gg_pl.json"
 
@@ -220,28 +204,9 @@ class Grid:
     # ------------------------------------------------------------------ files
     def to_scrip(self, path, *, radius: float = EARTH_RADIUS) -> Path:
         """Write a SCRIP grid file (degrees, corners counter-clockwise) that CDO reads."""
-        import xarray as xr
+        from pipeline.scrip import write_scrip
 
-        from pipeline.io import write
-
-        clat, clon = self.centers()
-        klat, klon = self.corners()
-        dims = list(self.shape[::-1])  # SCRIP/Fortran order: [nlon, nlat]
-        ds = xr.Dataset(
-            {
-                "grid_dims": ("grid_rank", np.asarray(dims, dtype=np.int32)),
-                "grid_center_lat": ("grid_size", clat.ravel(), {"units": "degrees"}),
-                "grid_center_lon": ("grid_size", clon.ravel(), {"units": "degrees"}),
-                "grid_imask": ("grid_size", np.ones(self.size, dtype=np.int32)),
-                "grid_corner_lat": (("grid_size", "grid_corners"), klat, {"units": "degrees"}),
-                "grid_corner_lon": (("grid_size", "grid_corners"), klon, {"units": "degrees"}),
-                "grid_area": ("grid_size", self.cell_areas(1.0).ravel(), {"units": "radians^2"}),
-            },
-            attrs={"title": self.name, "Conventions": "SCRIP", "source": "terrascale pipeline.grids"},
-        )
-        path = Path(path)
-        write(ds, path, history=f"terrascale grid {self.name}")
-        return path
+        return write_scrip(self, path, radius=radius)
 
     def cf_coords(self) -> dict:
         """Coordinates (with CF bounds) for an xarray object on this grid."""
@@ -463,93 +428,8 @@ def octahedral(n: int, *, gaussian_bounds: str = "midpoints") -> ReducedGrid:
                        kind="octahedral")
 
 
-_SPEC_RE = re.compile(r"^(?P<res>\d*\.?\d+)(?:x(?P<res2>\d*\.?\d+))?deg(?::(?P<region>[-\d.,\s]+))?$")
-
-
-def parse_grid(spec: str | Grid, *, gaussian_bounds: str = "midpoints") -> Grid:
-    """A grid from a spec string: ``1deg``, ``0.25deg``, ``0.5deg:-10,35,5,45`` (lon_min,lat_min,
-    lon_max,lat_max), ``1x0.5deg`` (lon x lat), ``r360x180``, ``F128``, ``O96``, ``N128``, named
-    ESM grids (``tl255``; see :data:`NAMED_GRIDS`) and ``file:path.nc`` (a SCRIP grid file)."""
-    if isinstance(spec, Grid):
-        return spec
-    s = str(spec).strip()
-    if s.lower().startswith("file:"):
-        return read_scrip_grid(s[5:])
-    low = s.lower()
-    if low in NAMED_GRIDS and NAMED_GRIDS[low][0].lower() != low:
-        g = parse_grid(NAMED_GRIDS[low][0], gaussian_bounds=gaussian_bounds)
-        g.name = low
-        return g
-    m = _SPEC_RE.match(low)
-    if m:
-        res = float(m["res"])
-        res_lat = float(m["res2"]) if m["res2"] else None
-        if res <= 0 or (res_lat is not None and res_lat <= 0):
-            raise ConfigError(f"grid spec {s!r}: the resolution must be positive degrees (e.g. 1deg, 0.25deg, 1x0.5deg)")
-        region = None
-        if m["region"]:
-            try:
-                region = tuple(float(v) for v in m["region"].split(","))
-            except ValueError:
-                region = ()
-            if len(region) != 4:
-                raise ConfigError(f"grid spec {s!r}: the region must be lon_min,lat_min,lon_max,lat_max")
-        return regular(res, region, res_lat=res_lat)
-    m = re.match(r"^r(\d+)x(\d+)$", low)
-    if m:  # CDO's global grids: cell centres at 0, dx, 2dx ... and -90+dy/2 ...
-        nx, ny = int(m[1]), int(m[2])
-        if nx < 1 or ny < 1:
-            raise ConfigError(f"grid spec {s!r}: r<NX>x<NY> needs at least one longitude and one latitude (e.g. r360x180)")
-        dx = 360.0 / nx
-        return RectilinearGrid(name=low, lat_edges=np.linspace(-90, 90, ny + 1),
-                               lon_edges=(np.arange(nx + 1) - 0.5) * dx)
-    m = re.match(r"^([fno])(\d+)$", low)
-    if m:
-        n = int(m[2])
-        if n < 1:
-            raise ConfigError(f"grid spec {s!r}: the Gaussian grid number N must be >= 1 (e.g. {m[1].upper()}128)")
-        if m[1] == "f":
-            return regular_gaussian(n, gaussian_bounds=gaussian_bounds)
-        if m[1] == "o":
-            return octahedral(n, gaussian_bounds=gaussian_bounds)
-        return reduced_gaussian(n, gaussian_bounds=gaussian_bounds)
-    if Path(s).suffix in (".nc", ".nc4") and Path(s).exists():
-        return read_scrip_grid(s)
-    raise ConfigError(
-        f"unknown grid spec {s!r}; use e.g. 1deg, 0.25deg, 0.5deg:lon0,lat0,lon1,lat1, r360x180, F128, O96, "
-        f"N128, file:grid.nc or a named grid ({', '.join(k for k in NAMED_GRIDS if k.startswith('t'))})"
-    )
-
-
-def _spec_size(spec: str) -> tuple[int, int]:
-    """(rows, cells) of a spec without building the grid (no Gaussian latitudes needed)."""
-    low = spec.lower()
-    if low[0] == "n" and low[1:].isdigit():
-        pl = _shipped_pl()[f"N{int(low[1:])}"]["pl"]
-        return len(pl), int(sum(pl))
-    if low[0] == "o" and low[1:].isdigit():
-        n = int(low[1:])
-        return 2 * n, 4 * n * n + 36 * n
-    g = parse_grid(spec)
-    return g.nrows, g.size
-
-
-def list_grids() -> list[dict]:
-    """The named grids and shipped point lists with their sizes (for ``terrascale grids``)."""
-    rows = []
-    for name, (spec, desc) in NAMED_GRIDS.items():
-        nrows, cells = _spec_size(spec)
-        rows.append({"name": name, "spec": spec, "cells": cells, "rows": nrows, "description": desc})
-    for key in shipped_point_lists():
-        if not any(r["spec"] == key for r in rows):
-            nrows, cells = _spec_size(key)
-            rows.append({"name": key.lower(), "spec": key, "cells": cells, "rows": nrows,
-                         "description": "classic reduced Gaussian (shipped ecCodes point list)"})
-    return rows
-
-
 # ----------------------------------------------------------------------------------------------
-# grids of data arrays and of SCRIP files
+# axes of cell centres
 # ----------------------------------------------------------------------------------------------
 
 
@@ -604,196 +484,29 @@ def edges_from_centres(
     return edges
 
 
-@dataclass
-class SourceAxes:
-    """How a data array's lat/lon axes map onto an ascending :class:`RectilinearGrid`.
-
-    ``row_index[k]`` is the physical row of the array holding grid row k (flipped for descending
-    latitude); ``col_index`` likewise for longitudes that wrap inside the array (e.g. 0..360 data
-    rotated). The weights use physical indices, so the data are never copied or reordered.
-    """
-
-    grid: RectilinearGrid
-    lat_dim: str
-    lon_dim: str
-    row_index: np.ndarray
-    col_index: np.ndarray
+# names that moved to their own modules, importable from here as before (resolved on first use:
+# those modules import the grid types from this one)
+_MOVED = {
+    "NAMED_GRIDS": "pipeline.grid_specs",
+    "parse_grid": "pipeline.grid_specs",
+    "list_grids": "pipeline.grid_specs",
+    "SourceAxes": "pipeline.source_grid",
+    "source_axes": "pipeline.source_grid",
+    "open_netcdf": "pipeline.scrip",
+    "read_scrip_grid": "pipeline.scrip",
+    "grid_from_scrip": "pipeline.scrip",
+}
 
 
-def source_axes(da, *, name: str = "input") -> SourceAxes:
-    """Infer the source grid of a lat/lon data array (any orientation, 0..360 or -180..180)."""
-    lat_dim = lon_dim = None
-    for d in da.dims:
-        c = da[d] if d in da.coords else None
-        attrs = c.attrs if c is not None else {}
-        low = str(d).lower()
-        if attrs.get("standard_name") == "latitude" or attrs.get("axis") == "Y" or low in ("lat", "latitude", "y", "rlat", "nav_lat"):
-            lat_dim = d
-        elif attrs.get("standard_name") == "longitude" or attrs.get("axis") == "X" or low in ("lon", "longitude", "x", "rlon", "nav_lon"):
-            lon_dim = d
-    if lat_dim is None or lon_dim is None or lat_dim not in da.coords or lon_dim not in da.coords:
-        raise InputDataError(f"{name}: variable {da.name!r} needs latitude and longitude dimension coordinates "
-                             f"(dims are {tuple(da.dims)}); name them lat/lon or set standard_name")
-    lat = np.asarray(da[lat_dim].values, dtype=np.float64)
-    lon = np.asarray(da[lon_dim].values, dtype=np.float64)
+def __getattr__(name: str):
+    if name in _MOVED:
+        import importlib
 
-    def bounds_of(dim, centres):
-        bname = da[dim].attrs.get("bounds")
-        if bname and bname in da.coords:
-            b = np.asarray(da.coords[bname].values, dtype=np.float64)
-            if b.shape == (centres.size, 2):
-                return b
-        return None
-
-    # latitude: ascending order of rows
-    if lat.size > 1 and np.all(np.diff(lat) < 0):
-        row_index = np.arange(lat.size)[::-1]
-    elif lat.size == 1 or np.all(np.diff(lat) > 0):
-        row_index = np.arange(lat.size)
-    else:
-        raise InputDataError(f"{name}: latitudes of {da.name!r} are not monotonic; sort them (ds.sortby('{lat_dim}'))")
-    lat_s = lat[row_index]
-    b = bounds_of(lat_dim, lat)
-    if b is not None:
-        b = np.sort(b[row_index], axis=1)
-        lat_edges = np.concatenate([b[:, 0], b[-1:, 1]])
-    else:
-        lat_edges = edges_from_centres(lat_s, clip=(-90.0, 90.0))
-
-    # longitude: unwrap a rotated axis (e.g. 180..359, 0..179) into one ascending run
-    lon_u = lon.copy()
-    if lon_u.size > 1 and np.any(np.diff(lon_u) <= 0):
-        k = np.flatnonzero(np.diff(lon_u) < 0)
-        if k.size == 1 and np.all(np.diff(lon_u[:k[0] + 1]) > 0) and np.all(np.diff(lon_u[k[0] + 1:]) > 0):
-            lon_u[k[0] + 1:] += 360.0
-        elif np.all(np.diff(lon_u) < 0):
-            raise InputDataError(f"{name}: longitudes of {da.name!r} decrease; sort them (ds.sortby('{lon_dim}'))")
-        else:
-            raise InputDataError(f"{name}: longitudes of {da.name!r} are not monotonic; sort them")
-    col_index = np.arange(lon.size)
-    b = bounds_of(lon_dim, lon)
-    if b is not None:
-        b = np.sort(b, axis=1)
-        b = b + (lon_u - lon)[:, None]
-        lon_edges = np.concatenate([b[:, 0], b[-1:, 1]])
-    else:
-        lon_edges = edges_from_centres(lon_u)
-    span = lon_edges[-1] - lon_edges[0]
-    if span > 360 + 1e-6:
-        raise InputDataError(f"{name}: longitudes of {da.name!r} span {span:.6g}° > 360° (duplicate wrap column?)")
-    if abs(span - 360) < 1e-6 * 360:
-        lon_edges[-1] = lon_edges[0] + 360.0
-    grid = RectilinearGrid(name=f"{name}:{da.name}", lat_edges=lat_edges, lon_edges=lon_edges, lat=lat_s, lon=lon_u)
-    return SourceAxes(grid=grid, lat_dim=lat_dim, lon_dim=lon_dim, row_index=row_index, col_index=col_index)
+        value = getattr(importlib.import_module(_MOVED[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _as_degrees(var) -> np.ndarray:
-    v = np.asarray(var.values, dtype=np.float64)
-    if str(var.attrs.get("units", "degrees")).lower().startswith("rad"):
-        v = np.degrees(v)
-    return v
-
-
-def open_netcdf(path, what: str):
-    """Open the NetCDF file ``path`` (a grid or weights file) lazily, times not decoded.
-
-    Checks first with :func:`pipeline.io.detect_format` (a clear :class:`InputDataError` for a
-    missing file, a Zarr store or a file of another format); a NetCDF file that still cannot be
-    read is an :class:`InputDataError` naming ``what`` and the path.
-    """
-    import xarray as xr
-
-    from pipeline.io import detect_format
-
-    path = Path(path)
-    try:
-        fmt = detect_format(path)
-    except InputDataError as err:
-        raise InputDataError(f"{what}: {err}") from None
-    if fmt != "netcdf":
-        raise InputDataError(f"{what} {path} is a {fmt} store; pass a NetCDF (.nc) file")
-    try:  # SCRIP/ESMF files hold no times: decoding them could only fail on odd attributes
-        return xr.open_dataset(path, decode_times=False)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise InputDataError(f"{what} {path} cannot be read as NetCDF ({type(err).__name__}: {err}); "
-                             "the file may be truncated or corrupt: re-create it") from None
-
-
-def read_scrip_grid(path) -> Grid:
-    """Read a SCRIP grid file whose cells are latitude-longitude boxes (rectilinear or reduced rows).
-
-    Rows may run north to south in the file; the returned grid runs south to north (outputs on it
-    are written south to north).
-    """
-    path = Path(path)
-    with open_netcdf(path, "grid file") as ds:
-        need = ("grid_dims", "grid_center_lat", "grid_center_lon", "grid_corner_lat", "grid_corner_lon")
-        missing = [v for v in need if v not in ds]
-        if missing:
-            raise InputDataError(f"grid file {path} is not a SCRIP grid file with corners: missing {', '.join(missing)}")
-        dims = [int(v) for v in np.asarray(ds["grid_dims"].values).ravel()]
-        arrays = [_as_degrees(ds[v]) for v in need[1:]]
-        title = str(ds.attrs.get("title", path.stem))
-    grid, _ = grid_from_scrip(dims, *arrays, name=title if title != path.stem else f"file:{path}", source=f"grid file {path}")
-    return grid
-
-
-def grid_from_scrip(dims, clat, clon, klat, klon, *, name: str, source: str) -> tuple[Grid, np.ndarray]:
-    """Build a grid from SCRIP arrays (degrees). Returns ``(grid, perm)``: ``perm[k]`` is the file's
-    flat index of the grid's cell k (the grid runs south to north, the file may not)."""
-    clat, clon = np.asarray(clat, np.float64).ravel(), np.asarray(clon, np.float64).ravel()
-    klat, klon = np.asarray(klat, np.float64), np.asarray(klon, np.float64)
-    fix = (f"{source}: cells are not latitude-longitude boxes in rows; terrascale computes weights only for such "
-           "grids; make weights with `cdo gencon,<grid> in.nc w.nc` and pass --weights w.nc")
-    if klat.ndim != 2 or klat.shape[1] != 4:
-        raise InputDataError(fix)
-    k_sorted = np.sort(klat, axis=1)
-    if not (np.allclose(k_sorted[:, 0], k_sorted[:, 1], atol=1e-7) and np.allclose(k_sorted[:, 2], k_sorted[:, 3], atol=1e-7)):
-        raise InputDataError(fix)
-    lat0, lat1 = k_sorted[:, 0], k_sorted[:, 3]
-    kl = clon[:, None] + ((klon - clon[:, None] + 180.0) % 360.0 - 180.0)  # unwrap around the centre
-    lon0, lon1 = kl.min(1), kl.max(1)
-    if len(dims) == 2:
-        nx, ny = dims
-        if nx * ny != clat.size:
-            raise InputDataError(f"{source}: grid_dims {dims} do not match grid_size {clat.size}")
-        la0, la1 = lat0.reshape(ny, nx), lat1.reshape(ny, nx)
-        lo0, lo1 = lon0.reshape(ny, nx), lon1.reshape(ny, nx)
-        # columns may be written in [0, 360) or [-180, 180): make them one ascending run
-        base = lo0[0, 0]
-        shift = np.where(lo0[0] < base - 1e-9, 360.0, 0.0)
-        lo0, lo1 = lo0 + shift, lo1 + shift
-        if not (np.allclose(la0, la0[:, :1], atol=1e-7) and np.allclose(lo0, lo0[:1, :], atol=1e-7)
-                and np.allclose(lo1, lo1[:1, :], atol=1e-7)):
-            raise InputDataError(fix)
-        perm = np.arange(ny * nx).reshape(ny, nx)
-        if ny > 1 and la0[0, 0] > la0[-1, 0]:
-            la0, la1, perm = la0[::-1], la1[::-1], perm[::-1]
-        lat_edges = np.concatenate([la0[:, 0], [la1[-1, 0]]])
-        lon_edges = np.concatenate([lo0[0], [lo1[0, -1]]])
-        lon_edges = np.where(np.abs(lon_edges - np.round(lon_edges, 9)) < 1e-9, np.round(lon_edges, 9), lon_edges)
-        grid = RectilinearGrid(name=name, lat_edges=lat_edges, lon_edges=lon_edges,
-                               lat=clat[perm[:, 0]], lon=clon.reshape(ny, nx)[0] + shift)
-        return grid, perm.ravel()
-    # rank 1: consecutive cells sharing a latitude band form a row (reduced Gaussian-like grids)
-    brk = np.flatnonzero(~np.isclose(lat0[1:], lat0[:-1], atol=1e-9)) + 1
-    starts = np.concatenate([[0], brk])
-    pl = np.diff(np.concatenate([starts, [lat0.size]]))
-    if starts.size > 1 and lat0[starts[0]] > lat0[starts[-1]]:
-        order = np.arange(starts.size)[::-1]
-    else:
-        order = np.arange(starts.size)
-    starts, pl = starts[order], pl[order]
-    perm = np.concatenate([np.arange(a, a + n) for a, n in zip(starts, pl)])
-    band0, band1 = lat0[starts], lat1[starts]
-    order_ok = bool(np.all(np.diff(band0) > 0)) and np.allclose(band1[:-1], band0[1:], atol=1e-7)
-    first = clon[starts]
-    widths_ok = np.allclose((lon1 - lon0)[perm], np.repeat(360.0 / pl, pl), atol=1e-6)
-    spacing_ok = np.allclose(((clon[perm] - np.repeat(first, pl)) % 360.0),
-                             (np.arange(perm.size) - np.repeat(np.concatenate([[0], np.cumsum(pl)[:-1]]), pl))
-                             * np.repeat(360.0 / pl, pl), atol=1e-6)
-    if not (order_ok and widths_ok and spacing_ok and np.allclose(first, first[0], atol=1e-7)):
-        raise InputDataError(fix)
-    lat_edges = np.concatenate([band0, [band1[-1]]])
-    grid = ReducedGrid(name=name, lat_edges=lat_edges, pl=pl, lat=clat[starts], lon0=float(first[0]))
-    return grid, perm
+def __dir__():
+    return sorted(set(globals()) | set(_MOVED))

@@ -1,0 +1,96 @@
+"""The source grid of a lat/lon data array: :func:`source_axes` infers an ascending
+:class:`~pipeline.grids.RectilinearGrid` from its coordinates (any orientation, 0..360 or
+-180..180, CF bounds when present) and how the array's rows and columns map onto it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from pipeline.errors import InputDataError
+from pipeline.grids import RectilinearGrid, edges_from_centres
+
+
+@dataclass
+class SourceAxes:
+    """How a data array's lat/lon axes map onto an ascending :class:`RectilinearGrid`.
+
+    ``row_index[k]`` is the physical row of the array holding grid row k (flipped for descending
+    latitude); ``col_index`` likewise for longitudes that wrap inside the array (e.g. 0..360 data
+    rotated). The weights use physical indices, so the data are never copied or reordered.
+    """
+
+    grid: RectilinearGrid
+    lat_dim: str
+    lon_dim: str
+    row_index: np.ndarray
+    col_index: np.ndarray
+
+
+def source_axes(da, *, name: str = "input") -> SourceAxes:
+    """Infer the source grid of a lat/lon data array (any orientation, 0..360 or -180..180)."""
+    lat_dim = lon_dim = None
+    for d in da.dims:
+        c = da[d] if d in da.coords else None
+        attrs = c.attrs if c is not None else {}
+        low = str(d).lower()
+        if attrs.get("standard_name") == "latitude" or attrs.get("axis") == "Y" or low in ("lat", "latitude", "y", "rlat", "nav_lat"):
+            lat_dim = d
+        elif attrs.get("standard_name") == "longitude" or attrs.get("axis") == "X" or low in ("lon", "longitude", "x", "rlon", "nav_lon"):
+            lon_dim = d
+    if lat_dim is None or lon_dim is None or lat_dim not in da.coords or lon_dim not in da.coords:
+        raise InputDataError(f"{name}: variable {da.name!r} needs latitude and longitude dimension coordinates "
+                             f"(dims are {tuple(da.dims)}); name them lat/lon or set standard_name")
+    lat = np.asarray(da[lat_dim].values, dtype=np.float64)
+    lon = np.asarray(da[lon_dim].values, dtype=np.float64)
+
+    def bounds_of(dim, centres):
+        bname = da[dim].attrs.get("bounds")
+        if bname and bname in da.coords:
+            b = np.asarray(da.coords[bname].values, dtype=np.float64)
+            if b.shape == (centres.size, 2):
+                return b
+        return None
+
+    # latitude: ascending order of rows
+    if lat.size > 1 and np.all(np.diff(lat) < 0):
+        row_index = np.arange(lat.size)[::-1]
+    elif lat.size == 1 or np.all(np.diff(lat) > 0):
+        row_index = np.arange(lat.size)
+    else:
+        raise InputDataError(f"{name}: latitudes of {da.name!r} are not monotonic; sort them (ds.sortby('{lat_dim}'))")
+    lat_s = lat[row_index]
+    b = bounds_of(lat_dim, lat)
+    if b is not None:
+        b = np.sort(b[row_index], axis=1)
+        lat_edges = np.concatenate([b[:, 0], b[-1:, 1]])
+    else:
+        lat_edges = edges_from_centres(lat_s, clip=(-90.0, 90.0))
+
+    # longitude: unwrap a rotated axis (e.g. 180..359, 0..179) into one ascending run
+    lon_u = lon.copy()
+    if lon_u.size > 1 and np.any(np.diff(lon_u) <= 0):
+        k = np.flatnonzero(np.diff(lon_u) < 0)
+        if k.size == 1 and np.all(np.diff(lon_u[:k[0] + 1]) > 0) and np.all(np.diff(lon_u[k[0] + 1:]) > 0):
+            lon_u[k[0] + 1:] += 360.0
+        elif np.all(np.diff(lon_u) < 0):
+            raise InputDataError(f"{name}: longitudes of {da.name!r} decrease; sort them (ds.sortby('{lon_dim}'))")
+        else:
+            raise InputDataError(f"{name}: longitudes of {da.name!r} are not monotonic; sort them")
+    col_index = np.arange(lon.size)
+    b = bounds_of(lon_dim, lon)
+    if b is not None:
+        b = np.sort(b, axis=1)
+        b = b + (lon_u - lon)[:, None]
+        lon_edges = np.concatenate([b[:, 0], b[-1:, 1]])
+    else:
+        lon_edges = edges_from_centres(lon_u)
+    span = lon_edges[-1] - lon_edges[0]
+    if span > 360 + 1e-6:
+        raise InputDataError(f"{name}: longitudes of {da.name!r} span {span:.6g}° > 360° (duplicate wrap column?)")
+    if abs(span - 360) < 1e-6 * 360:
+        lon_edges[-1] = lon_edges[0] + 360.0
+    grid = RectilinearGrid(name=f"{name}:{da.name}", lat_edges=lat_edges, lon_edges=lon_edges, lat=lat_s, lon=lon_u)
+    return SourceAxes(grid=grid, lat_dim=lat_dim, lon_dim=lon_dim, row_index=row_index, col_index=col_index)
