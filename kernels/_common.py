@@ -13,8 +13,13 @@ import numpy as np
 #: slot 0 = missing, slots 1..n_classes = classes 0..n_classes-1, slot n_classes+1 = invalid code.
 
 
+def is_device_array(a) -> bool:
+    """True for a CuPy array (checked by its type's module: CuPy is not imported)."""
+    return type(a).__module__.split(".")[0] == "cupy"
+
+
 def _xp_of(a):
-    if type(a).__module__.split(".")[0] == "cupy":
+    if is_device_array(a):
         from .gpu import array_module_of  # noqa: PLC0415  (kernels.gpu imports this module)
 
         return array_module_of(a)
@@ -180,4 +185,4 @@ def invalid_codes_error(classes, n_classes: int, lut=None) -> ValueError:
 
 
 def _to_host(a):
-    return a.get() if hasattr(a, "get") and type(a).__module__.startswith("cupy") else a
+    return a.get() if is_device_array(a) else a

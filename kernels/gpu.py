@@ -23,6 +23,7 @@ from ._common import (
     check_x,
     class_table,
     invalid_codes_error,
+    is_device_array,
     map_codes,
     unsigned_view_dtype,
 )
@@ -33,11 +34,6 @@ CUDA_SOURCE = Path(__file__).with_name("cuda") / "aggregate.cu"
 CLASS_WINDOW = 32
 
 _i64 = np.int64
-
-
-def is_device_array(a) -> bool:
-    """True for a CuPy array (checked by its type's module: CuPy is not imported)."""
-    return type(a).__module__.split(".")[0] == "cupy"
 
 
 def device_array_module():

@@ -92,10 +92,6 @@ class Backend:
 
     dataframe_module = xdf
 
-    def to_host(self, array):
-        """Copy an array of this backend to a numpy array (a no-op on the CPU)."""
-        return array.get() if self.is_gpu else array
-
 
 def _import_gpu(name: str, feature: str) -> ModuleType:
     try:
