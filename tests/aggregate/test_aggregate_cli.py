@@ -193,3 +193,10 @@ def test_console_script_prints_one_line(tmp_path, extra):
         lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
         assert len(lines) == 1 and lines[0].startswith("error:"), proc.stderr
     assert not (tmp_path / "x.nc").exists()
+
+
+def test_grids_and_weights_option_errors(tmp_path):
+    _user_error(["grids", "--write", "N32"], "--write needs -o")
+    _user_error(["weights", "1deg", "N32", "-o", tmp_path / "w.nc", "--format", "foo"], "use scrip or esmf")
+    _user_error(["weights", "1deg", "bogus", "-o", tmp_path / "w.nc"], "unknown grid spec 'bogus'")
+    assert not list(tmp_path.iterdir())
