@@ -36,7 +36,7 @@ import xarray as xr
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from _memory import peak_rss  # noqa: E402  (benchmarks/ is on sys.path: the script's own directory)
+from _memory import peak_rss  # noqa: E402  (benchmarks/ is on sys.path: the script's own directory
 
 from pipeline.aggregate import class_fractions, conservative_mean  # noqa: E402
 from pipeline.grids import parse_grid  # noqa: E402

@@ -61,7 +61,7 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--child"] and sys.argv[5:6] == 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from _memory import hwm_bytes, reset_hwm  # noqa: E402  (benchmarks/ is on sys.path: the script's own directory)
+from _memory import hwm_bytes, reset_hwm  # noqa: E402  (benchmarks/ is on sys.path: the script's own directory
 import xarray as xr  # noqa: E402
 
 SOUTH, NORTH, WEST, EAST, RES = 34.0, 72.0, -25.0, 45.0, 0.05

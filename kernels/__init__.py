@@ -10,6 +10,11 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
+from kernels.arrays import array_module_of, is_device_array, to_host
+from kernels.errors import InvalidClassCodes
+
+__all__ = ["ENGINES", "FUNCTIONS", "InvalidClassCodes", "array_module_of", "get_engine", "is_device_array", "to_host"]
+
 ENGINES = {"numpy": "kernels.reference", "numba": "kernels.cpu", "cupy": "kernels.gpu"}
 FUNCTIONS = (
     "sparse_weighted_sum",

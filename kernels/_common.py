@@ -9,21 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import array_module_of as _xp_of
+from .arrays import to_host as _to_host
+from .errors import InvalidClassCodes
+
 #: Sentinel "class slot" layout used by the class kernels (numba and the LUT builders):
 #: slot 0 = missing, slots 1..n_classes = classes 0..n_classes-1, slot n_classes+1 = invalid code.
 
 
-def is_device_array(a) -> bool:
-    """True for a CuPy array (checked by its type's module: CuPy is not imported)."""
-    return type(a).__module__.split(".")[0] == "cupy"
-
-
-def _xp_of(a):
-    if is_device_array(a):
-        from .gpu import array_module_of  # noqa: PLC0415  (kernels.gpu imports this module)
-
-        return array_module_of(a)
-    return np
 
 
 def check_x(x, ndim: int, name: str = "x"):
@@ -171,18 +164,16 @@ def cls_to_slot(cls: np.ndarray, n_classes: int) -> np.ndarray:
     return np.where(cls < 0, 0, np.where(cls >= n_classes, n_classes + 1, cls + 1))
 
 
-def invalid_codes_error(classes, n_classes: int, lut=None) -> ValueError:
+def invalid_codes_error(classes, n_classes: int, lut=None) -> InvalidClassCodes:
     """Build the error naming the offending raw codes (slow path, only run when there are some)."""
     vals = np.unique(np.asarray(_to_host(classes)).ravel()).astype(np.int64)
     cls = map_codes(vals, n_classes, lut)
     badv = vals[cls == n_classes]
     shown = ", ".join(str(v) for v in badv[:10]) + (" ..." if badv.size > 10 else "")
     where = f"lut of length {np.asarray(lut).size}" if lut is not None else f"[0, {n_classes})"
-    return ValueError(
+    return InvalidClassCodes(
         f"class codes outside {where} (negative codes mean missing): {shown}; "
-        "map raw codes to 0..n_classes-1 (or pass lut=) before aggregating"
+        "map raw codes to 0..n_classes-1 (or pass lut=) before aggregating",
+        tuple(badv[:10].tolist()),
     )
 
-
-def _to_host(a):
-    return a.get() if is_device_array(a) else a

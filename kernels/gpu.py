@@ -15,18 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ._common import (
-    check_classes,
-    check_links,
-    check_out,
-    check_separable,
-    check_x,
-    class_table,
-    invalid_codes_error,
-    is_device_array,
-    map_codes,
-    unsigned_view_dtype,
-)
+from .arrays import array_module_of, is_device_array  # noqa: F401  (kernels.gpu re-exports them
+from ._common import check_classes, check_links, check_out, check_separable, check_x, class_table, invalid_codes_error, map_codes, unsigned_view_dtype
 
 #: the CUDA C source of every kernel launched here
 CUDA_SOURCE = Path(__file__).with_name("cuda") / "aggregate.cu"
@@ -48,13 +38,6 @@ def device_array_module():
     return cupy
 
 
-def array_module_of(a):
-    """The array module of ``a``: cupy for a CuPy array (then already imported), numpy otherwise."""
-    if is_device_array(a):
-        import cupy  # noqa: PLC0415  (only reached when a cupy array was passed)
-
-        return cupy
-    return np
 
 
 class Engine:

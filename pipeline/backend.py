@@ -130,3 +130,28 @@ def estimator_module(backend: Backend, kind: Literal["ensemble", "linear_model"]
 def local_cuda_cluster_class():
     """dask-cuda's ``LocalCUDACluster`` (GPU backend only)."""
     return _import_gpu("dask_cuda", "GPU dask clusters").LocalCUDACluster
+
+
+def zarr_device_store(path):
+    """A read-only Zarr store for reads straight into device memory.
+
+    KvikIO's ``GDSStore`` (GPUDirect Storage, with its POSIX fallback) when KvikIO is installed,
+    zarr's ``LocalStore`` otherwise.
+
+    Parameters
+    ----------
+    path : str or Path
+        The Zarr store's directory.
+
+    Returns
+    -------
+    zarr store
+        A store to pass to ``zarr.open_array`` under ``zarr.config.enable_gpu()``.
+    """
+    try:
+        from kvikio.zarr import GDSStore
+    except ImportError:
+        import zarr
+
+        return zarr.storage.LocalStore(str(path), read_only=True)
+    return GDSStore(root=str(path))

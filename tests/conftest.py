@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import pytest
 import xarray as xr
-
 from optional import gpu_available
 from sample_grids import make_grid_dataset
 

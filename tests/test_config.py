@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import config_sha256, dump_config, load_config, write_resolved_config
+from pipeline.config import (
+    config_sha256,
+    dump_config,
+    load_config,
+    write_resolved_config,
+)
 from pipeline.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,35 +7,57 @@ land-use trajectories and monthly LAI for 1950-2020 and scenarios to 2100; the e
 :mod:`pipeline.datasets.synthetic`.
 
 The names below are imported on first use, so that ``terrascale --help`` (which imports
-:mod:`pipeline.datasets.commands`) does not pay for xarray, dask and scipy.
+:mod:`pipeline.cli.data`) does not pay for xarray, dask and scipy.
 """
 
 from __future__ import annotations
 
-import importlib
+from pipeline.datasets.classes import ClassTable, load_class_table, load_pft_crosswalk
+from pipeline.datasets.demo import write_demo_stores
+from pipeline.datasets.fractions import class_area_fractions, lulc_fractions_2019
+from pipeline.datasets.loaders import (
+    koppen_majority,
+    land_fraction,
+    load_igbp,
+    load_koppen,
+    load_land_mask,
+)
+from pipeline.datasets.regions import REGIONS, Region, parse_years, resolve_region
+from pipeline.datasets.sources import SOURCES, DataSource
+from pipeline.datasets.static import distance_to_coast, static_fields
+from pipeline.datasets.synthetic import (
+    SCENARIOS,
+    coarse_predictors,
+    generate_climate,
+    generate_lai,
+    generate_lulc,
+    global_warming,
+)
 
-_EXPORTS = {
-    "classes": ("ClassTable", "load_class_table", "load_pft_crosswalk"),
-    "demo": ("write_demo_stores",),
-    "fractions": ("class_area_fractions", "lulc_fractions_2019"),
-    "loaders": ("koppen_majority", "land_fraction", "load_igbp", "load_koppen", "load_land_mask"),
-    "regions": ("REGIONS", "Region", "parse_years", "resolve_region"),
-    "sources": ("SOURCES", "DataSource"),
-    "static": ("distance_to_coast", "static_fields"),
-    "synthetic": ("SCENARIOS", "coarse_predictors", "generate_climate", "generate_lai", "generate_lulc",
-                  "global_warming"),
-}
-_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        value = getattr(importlib.import_module(f"pipeline.datasets.{_WHERE[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'pipeline.datasets' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__all__ = [
+    "ClassTable",
+    "DataSource",
+    "REGIONS",
+    "Region",
+    "SCENARIOS",
+    "SOURCES",
+    "class_area_fractions",
+    "coarse_predictors",
+    "distance_to_coast",
+    "generate_climate",
+    "generate_lai",
+    "generate_lulc",
+    "global_warming",
+    "koppen_majority",
+    "land_fraction",
+    "load_class_table",
+    "load_igbp",
+    "load_koppen",
+    "load_land_mask",
+    "load_pft_crosswalk",
+    "lulc_fractions_2019",
+    "parse_years",
+    "resolve_region",
+    "static_fields",
+    "write_demo_stores",
+]

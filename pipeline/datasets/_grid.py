@@ -17,11 +17,7 @@ from functools import cached_property
 import numpy as np
 
 from pipeline.errors import ConfigError
-from pipeline.grids import EARTH_RADIUS
-
-#: Earth radius (m) of the cell areas: :data:`pipeline.grids.EARTH_RADIUS`, the one radius of
-#: every area in terrascale (ESM grids, aggregation weights, split summaries, these data sets).
-EARTH_RADIUS_M = EARTH_RADIUS
+from pipeline.sphere import box_areas
 
 
 def cells_per_degree(res: float) -> float:
@@ -120,8 +116,7 @@ class GridWindow:
     @cached_property
     def row_area_m2(self) -> np.ndarray:
         """Area (m²) of one cell in each row: ``R² Δλ (sin φ2 − sin φ1)`` (all columns equal)."""
-        s = np.sin(np.deg2rad(self.lat_edges))
-        return EARTH_RADIUS_M**2 * np.deg2rad(1.0 / self.cpd) * np.diff(s)
+        return box_areas(self.lat_edges[:-1], self.lat_edges[1:], 0.0, 1.0 / self.cpd)
 
     def cell_area_m2(self) -> np.ndarray:
         """Cell areas (m²), shape ``(nlat, nlon)``."""

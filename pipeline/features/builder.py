@@ -17,7 +17,12 @@ import xarray as xr
 from pipeline.errors import ConfigError, InputDataError
 from pipeline.features.broadcast import make_broadcast
 from pipeline.features.cells import CELL, SPATIAL_DIMS, _grid_coords, make_cell_index
-from pipeline.features.columns import _datetime_column, _frame, make_categorical, time_values
+from pipeline.features.columns import (
+    _datetime_column,
+    _frame,
+    make_categorical,
+    time_values,
+)
 from pipeline.features.device import get_backend, read_zarr_block_gpu
 from pipeline.features.drivers import _Coarse, climate_month_index, coarse_block
 from pipeline.features.static import static_columns
@@ -219,7 +224,7 @@ class FeatureBuilder:
         self.lulc = dict(da=da, bc=bc, groups=groups, pos=pos, columns=cols)
 
     def _setup_splits(self):
-        from pipeline.splits import make_cell_split
+        from pipeline.features.splits import make_cell_split
 
         self.cell_split = None
         s = self.splits_cfg
@@ -234,7 +239,7 @@ class FeatureBuilder:
 
     def _check_split_nonempty(self):
         """:class:`InputDataError` when the split leaves the table no train rows or no test rows."""
-        from pipeline.splits import BUFFER, TEST, TRAIN, block_ids
+        from pipeline.features.splits import BUFFER, TEST, TRAIN, block_ids
 
         s, cs = self.splits_cfg, self.cell_split
         mask = self.index.mask
@@ -291,7 +296,7 @@ class FeatureBuilder:
             if cats is not None:
                 out[n] = cats.tolist()
         if self.cell_split is not None:
-            from pipeline.splits import SPLIT_LABELS
+            from pipeline.features.splits import SPLIT_LABELS
 
             out["split"] = list(SPLIT_LABELS)
         return out
@@ -401,7 +406,7 @@ class FeatureBuilder:
             for name in order:
                 cols[name] = cols.pop(name)
         if self.cell_split is not None:
-            from pipeline.splits import SPLIT_LABELS
+            from pipeline.features.splits import SPLIT_LABELS
 
             fold, split = self.cell_split.row_codes(cells, rep(self.years[a:b]), xp)
             cols["fold"] = fold

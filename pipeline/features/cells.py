@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import xarray as xr
 
+from kernels import to_host
 from pipeline.errors import InputDataError
-from pipeline.features.device import _to_host
-
 
 try:  # numba is a dependency (kernels/cpu.py); the gather falls back to numpy without it
     from numba import njit as _njit
@@ -140,7 +139,7 @@ def make_cell_index(lat, lon, mask=None, *, source: str = "mask") -> CellIndex:
             if set(mask.dims) != set(SPATIAL_DIMS):
                 raise InputDataError(f"{source} must have dims (lat, lon), it has {mask.dims}")
             mask = mask.transpose(*SPATIAL_DIMS).values
-        m = _to_host(mask)
+        m = to_host(mask)
         if m.dtype != bool:
             m = np.nan_to_num(m.astype(np.float64), nan=0.0) != 0
         if m.shape != (lat.size, lon.size):

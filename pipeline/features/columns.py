@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from kernels import to_host
 from pipeline.errors import InputDataError
-from pipeline.features.device import _to_host
 
 
 def time_values(values) -> np.ndarray:
@@ -37,7 +37,7 @@ def _valid_date(d) -> bool:
 
 def categories_of(values, nodata=None) -> np.ndarray:
     """Sorted distinct finite values of a host array, without ``nodata``."""
-    v = _to_host(values).ravel()
+    v = to_host(values).ravel()
     if v.dtype.kind == "f":
         v = v[np.isfinite(v)]
     u = np.unique(v)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
 
@@ -20,16 +19,6 @@ def get_backend(backend=None):
     return backend
 
 
-def _is_device_array(a) -> bool:
-    return hasattr(a, "__cuda_array_interface__")
-
-
-def _to_host(a) -> np.ndarray:
-    if hasattr(a, "get") and _is_device_array(a):
-        return a.get()
-    return np.asarray(a)
-
-
 def read_zarr_block_gpu(store_path: Path, da: xr.DataArray, key_dims, xp):
     """Read a block of a Zarr array straight into device memory (CuPy), decoded like xarray.
 
@@ -40,12 +29,9 @@ def read_zarr_block_gpu(store_path: Path, da: xr.DataArray, key_dims, xp):
     import zarr
 
     key, dims = key_dims
-    try:
-        from kvikio.zarr import GDSStore
+    from pipeline.backend import zarr_device_store
 
-        store = GDSStore(root=str(store_path))
-    except ImportError:
-        store = zarr.storage.LocalStore(str(store_path), read_only=True)
+    store = zarr_device_store(store_path)
     with zarr.config.enable_gpu():
         arr = zarr.open_array(store=store, path=str(da.name), mode="r")
         block = xp.asarray(arr[key])

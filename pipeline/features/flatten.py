@@ -8,10 +8,24 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from kernels import is_device_array
 from pipeline.errors import InputDataError
-from pipeline.features.cells import CELL, SPATIAL_DIMS, CellIndex, _grid_coords, make_cell_index
-from pipeline.features.columns import _codes, _datetime_column, _frame, categories_of, make_categorical, time_values
-from pipeline.features.device import _is_device_array, get_backend
+from pipeline.features.cells import (
+    CELL,
+    SPATIAL_DIMS,
+    CellIndex,
+    _grid_coords,
+    make_cell_index,
+)
+from pipeline.features.columns import (
+    _codes,
+    _datetime_column,
+    _frame,
+    categories_of,
+    make_categorical,
+    time_values,
+)
+from pipeline.features.device import get_backend
 
 
 def _layout(ds: xr.Dataset, names: Sequence[str]) -> list[str]:
@@ -139,7 +153,7 @@ def flatten(
         present = [d for d in outer if d in da.dims]
         da = da.transpose(*present, *SPATIAL_DIMS)
         data = da.data
-        if not _is_device_array(data):
+        if not is_device_array(data):
             data = np.asarray(da.values)
         data = xp.asarray(data)
         g = expand(present, index.gather(data, xp))

@@ -116,14 +116,13 @@ def input_stores(cfg, *, notify=None) -> dict[str, Path]:
 def _write_demo_atomically(inputs: Path, write_demo_stores, kwargs: dict) -> None:
     """Write the demo stores into a hidden sibling of ``inputs``, then move it onto ``inputs``."""
     import shutil
-    import uuid
 
-    from pipeline.io import replace_atomically
+    from pipeline.io import replace_atomically, temporary_sibling
 
     if inputs.exists() and not inputs.is_dir():
         raise InputDataError(f"{inputs} exists and is not a directory; remove it so the demo inputs can be written there")
     inputs.parent.mkdir(parents=True, exist_ok=True)
-    tmp = inputs.with_name(f".{inputs.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temporary_sibling(inputs)
     try:
         write_demo_stores(tmp, **kwargs)
         replace_atomically(tmp, inputs)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -14,7 +13,7 @@ import pandas as pd
 from pipeline.errors import InputDataError
 from pipeline.features.device import get_backend
 from pipeline.features.missing import apply_missing, fit_missing, missing_policies
-from pipeline.io import replace_atomically
+from pipeline.io import replace_atomically, temporary_sibling
 
 if TYPE_CHECKING:
     from pipeline.features.builder import FeatureBuilder
@@ -69,7 +68,7 @@ def write_feature_table(builder: FeatureBuilder, out_dir: str | Path, *, progres
     summary, the grid and the row-order contract. Nothing is left under ``out_dir`` if writing
     fails. Returns the metadata dict.
     """
-    from pipeline.splits import SplitSummary
+    from pipeline.features.splits import SplitSummary
 
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +77,7 @@ def write_feature_table(builder: FeatureBuilder, out_dir: str | Path, *, progres
     policies = missing_policies(list(meta0.columns), builder.features, builder.target, cats)
     needs_fit = any(p["action"] == "mean" for p in policies.values())
     record = fit_missing(builder.iter_partitions(), policies) if needs_fit else fit_missing([], policies)
-    tmp = out_dir.with_name(f".{out_dir.name}.tmp-{uuid.uuid4().hex[:8]}")
+    tmp = temporary_sibling(out_dir)
     tmp.mkdir()
     summary = SplitSummary(builder.index.lat, builder.index.lon) if builder.cell_split is not None else None
     nmiss = dict.fromkeys(policies, 0)

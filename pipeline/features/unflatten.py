@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from kernels import to_host
 from pipeline.errors import InputDataError
 from pipeline.features.cells import CELL, SPATIAL_DIMS, _grid_coords
 from pipeline.features.columns import time_values
-from pipeline.features.device import _to_host
 
 
 def _column_host(col) -> np.ndarray:
@@ -21,7 +21,7 @@ def _column_host(col) -> np.ndarray:
         return col.to_numpy()
     if hasattr(col, "values_host"):
         return col.values_host
-    return _to_host(col)
+    return to_host(col)
 
 
 def _frame_positions(df, like: xr.Dataset | xr.DataArray, outer: list[str]) -> np.ndarray:

@@ -8,7 +8,7 @@ import pytest
 import xarray as xr
 
 from pipeline.aggregate import apply_weights, class_fractions, conservative_mean
-from pipeline.grids import parse_grid, source_axes
+from pipeline.grids import parse_grid, source_axes, write_scrip
 from pipeline.weights import compute_weights, write_weights
 
 CDO = shutil.which("cdo")
@@ -72,7 +72,7 @@ def test_continuous_with_holes_vs_remapcon_on_our_grid_file(tmp_path, target):
     da = _field()
     _write(da, tmp_path / "in.nc")
     g = parse_grid(target)
-    g.to_scrip(tmp_path / "grid.nc")
+    write_scrip(g, tmp_path / "grid.nc")
     cdo("remapcon,grid.nc", "in.nc", "out.nc", cwd=tmp_path)
     ref = _cdo_values(tmp_path / "out.nc").values.reshape(g.shape)
     _close(conservative_mean(da, g).values, ref)
@@ -103,7 +103,7 @@ def test_descending_lat_and_0_360_input(tmp_path, layout):
     da = _field(seed=4, **layout)
     _write(da, tmp_path / "in.nc")
     g = parse_grid("N32")
-    g.to_scrip(tmp_path / "grid.nc")
+    write_scrip(g, tmp_path / "grid.nc")
     cdo("remapcon,grid.nc", "in.nc", "out.nc", cwd=tmp_path)
     _close(conservative_mean(da, g).values, _cdo_values(tmp_path / "out.nc").values)
     # and the same numbers as the ascending, -180..180 layout
@@ -127,7 +127,7 @@ def test_class_fractions_vs_one_hot_remapcon(tmp_path, target):
                          for c in (1, 2, 3, 4)}, coords=coords)
     onehot.to_netcdf(tmp_path / "onehot.nc", encoding={f"c{c}": {"_FillValue": -9999.0} for c in (1, 2, 3, 4)})
     g = parse_grid(target)
-    g.to_scrip(tmp_path / "grid.nc")
+    write_scrip(g, tmp_path / "grid.nc")
     cdo("remapcon,grid.nc", "onehot.nc", "out.nc", cwd=tmp_path)
     out = xr.open_dataset(tmp_path / "out.nc")
     frac = class_fractions(da, g, classes=[1, 2, 3, 4], missing=[0])
@@ -154,7 +154,7 @@ def test_our_scrip_weights_used_by_cdo(tmp_path):
     da = _field(seed=7).fillna(281.0)  # CDO uses file weights only for inputs without missing values
     _write(da, tmp_path / "in.nc")
     g = parse_grid("N32")
-    g.to_scrip(tmp_path / "grid.nc")
+    write_scrip(g, tmp_path / "grid.nc")
     write_weights(compute_weights(source_axes(da).grid, g), tmp_path / "w.nc")
     err = cdo("remap,grid.nc,w.nc", "in.nc", "out.nc", cwd=tmp_path)
     assert "not used" not in err, err

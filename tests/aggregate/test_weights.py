@@ -6,7 +6,8 @@ import xarray as xr
 
 from pipeline.aggregate import apply_weights
 from pipeline.errors import InputDataError
-from pipeline.grids import parse_grid, sin_lat_diff
+from pipeline.grids import parse_grid
+from pipeline.sphere import sin_lat_diff
 from pipeline.weights import (
     RowwiseWeights,
     SeparableWeights,

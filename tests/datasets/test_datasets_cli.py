@@ -7,8 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 import pipeline.cli
-from pipeline.io import open_dataset
-from pipeline.validate import validate_dataset
+from pipeline.io import open_dataset, validate_dataset
 
 runner = CliRunner()
 

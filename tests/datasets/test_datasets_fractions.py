@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.datasets import class_area_fractions, load_class_table, load_igbp, load_pft_crosswalk, lulc_fractions_2019
+from pipeline.datasets import (
+    class_area_fractions,
+    load_class_table,
+    load_igbp,
+    load_pft_crosswalk,
+    lulc_fractions_2019,
+)
 from pipeline.datasets._grid import GridWindow
 from pipeline.datasets.classes import DEFAULT_CLASS_TABLE, DEFAULT_PFT_CROSSWALK
 from pipeline.errors import InputDataError

@@ -9,11 +9,18 @@ import pytest
 import tifffile
 import zarr
 
-from pipeline.datasets import SOURCES, land_fraction, load_igbp, load_koppen, load_land_mask
-from pipeline.datasets._grid import EARTH_RADIUS_M, GridWindow
+from pipeline.datasets import (
+    SOURCES,
+    land_fraction,
+    load_igbp,
+    load_koppen,
+    load_land_mask,
+)
+from pipeline.datasets._grid import GridWindow
 from pipeline.datasets._readers import iter_npz_rows
 from pipeline.datasets.loaders import koppen_majority
 from pipeline.errors import ConfigError, MissingDependencyError
+from pipeline.sphere import EARTH_RADIUS
 
 
 def test_global_igbp_class_counts_equal_the_tif():
@@ -55,7 +62,7 @@ def test_koppen_1km_is_lazy_and_matches_an_independent_reader():
 def test_globe_land_fraction_is_29_percent_and_area_weighted():
     lf = land_fraction("global")["land_fraction"].values.astype(np.float64)
     area = GridWindow.from_bounds(-90, 90, -180, 180, 0.05).cell_area_m2()
-    assert area.sum() == pytest.approx(4 * np.pi * EARTH_RADIUS_M**2, rel=1e-12)
+    assert area.sum() == pytest.approx(4 * np.pi * EARTH_RADIUS**2, rel=1e-12)
     share = (lf * area).sum() / area.sum()
     assert 0.285 < share < 0.295, share
     assert lf.min() == 0.0 and lf.max() == 1.0
@@ -118,9 +125,8 @@ def test_off_grid_resolution_is_refused():
 
 def test_dataset_cell_areas_use_the_grids_earth_radius():
     # one Earth radius everywhere: the data sets' areas equal the ESM grids' (and weights') areas
-    from pipeline.grids import EARTH_RADIUS, parse_grid
+    from pipeline.grids import parse_grid
 
-    assert EARTH_RADIUS_M == EARTH_RADIUS
     win = GridWindow.from_bounds(-90, 90, -180, 180, 1.0)
     np.testing.assert_allclose(win.cell_area_m2(), parse_grid("1deg").cell_areas(), rtol=1e-12)
     box = GridWindow.from_bounds(35, 45, -10, 5, 0.25)

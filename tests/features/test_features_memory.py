@@ -6,7 +6,6 @@ per process and set once); the test process itself is never tuned.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import subprocess
@@ -125,12 +124,12 @@ def test_cli_module_does_not_load_pyarrow():
 
 
 def test_cli_main_tunes_before_running(monkeypatch):
-    import pipeline.cli as cli
+    from pipeline.cli import root
 
     calls = []
     monkeypatch.setattr(runtime, "tune_allocators", lambda: calls.append("tuned") or {})
-    monkeypatch.setattr(cli, "app", lambda: calls.append("app"))
-    cli.main()
+    monkeypatch.setattr(root, "app", lambda: calls.append("app"))
+    root.main()
     assert calls == ["tuned", "app"]
 
 

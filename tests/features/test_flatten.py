@@ -11,7 +11,13 @@ from hypothesis import strategies as st
 
 from pipeline.backend import probe_gpu
 from pipeline.errors import InputDataError
-from pipeline.features import CellIndex, flatten, flatten_dask, make_cell_index, unflatten
+from pipeline.features import (
+    CellIndex,
+    flatten,
+    flatten_dask,
+    make_cell_index,
+    unflatten,
+)
 
 
 def _grid_ds(rng, nscen, nt, ny, nx, nan_frac, dtype="float32"):

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline.errors import ConfigError, InputDataError
-from pipeline.splits import (
+from pipeline.features.splits import (
     BUFFER,
     EXCLUDED,
     SPLIT_LABELS,
@@ -87,7 +87,7 @@ def test_buffer_wraps_the_dateline_on_global_grids():
     lon = np.arange(-179.5, 180, 1.0)
     test = np.zeros((2, 360), bool)
     test[:, 0] = True
-    from pipeline.splits import buffer_cells
+    from pipeline.features.splits import buffer_cells
 
     buf = buffer_cells(test, lat, lon, 1.0)
     assert buf[:, 359].all() and buf[:, 1].all() and not buf[:, 2].any()

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
+import kernel_cases as kc
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import kernel_cases as kc
 from kernels import cpu, get_engine
 from kernels import reference as ref
 

@@ -4,13 +4,13 @@ as on the GPU, with numpy in place of cupy) and compared with the numpy referenc
 
 from __future__ import annotations
 
+import cuda_tools
+import kernel_cases as kc
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import cuda_tools
-import kernel_cases as kc
 from kernels import gpu
 from kernels import reference as ref
 

@@ -4,12 +4,12 @@ launchers on the CPU through the serial emulation)."""
 
 from __future__ import annotations
 
+import cuda_tools
+import kernel_cases as kc
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-import cuda_tools
-import kernel_cases as kc
 from kernels import gpu
 from kernels import reference as ref
 

@@ -10,17 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
-
-
-def _disk_bytes(path: Path) -> int:
-    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file())
+from pipeline.cli.common import human_bytes
 
 
 def features_command(
@@ -30,6 +20,7 @@ def features_command(
     """Flatten the inputs into the training table (Parquet, partitioned) in <run_dir>/features."""
     from pipeline.config import load_config
     from pipeline.features import run_features
+    from pipeline.io import store_size
 
     console = Console()
     cfg = load_config(config, set_)
@@ -44,7 +35,7 @@ def features_command(
     console.print(
         f"shape: {meta['rows']:,} rows x {ncol} columns "
         f"({meta['rows_before_missing_policy']:,} before the missing-value policy); "
-        f"memory {_human(meta['memory_bytes'])}, on disk {_human(_disk_bytes(Path(meta['path'])))} "
+        f"memory {human_bytes(meta['memory_bytes'])}, on disk {human_bytes(store_size(Path(meta['path'])))} "
         f"in {len(meta['partitions'])} Parquet partition(s)"
     )
     handled, kept, nkept = [], 0, 0

@@ -31,7 +31,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import ConfigError, InputDataError
-from pipeline.grids import EARTH_RADIUS, edges_from_centres
+from pipeline.sphere import EARTH_RADIUS, box_areas, edges_from_centres
 
 #: Categories of the ``split`` column, in this order (codes 0..3).
 SPLIT_LABELS: tuple[str, ...] = ("train", "test", "buffer", "excluded")
@@ -53,9 +53,7 @@ def cell_areas_km2(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     """
     ly = _edges(lat, clip=(-90.0, 90.0))
     lx = _edges(lon)
-    band = np.sin(np.deg2rad(ly[1:])) - np.sin(np.deg2rad(ly[:-1]))
-    width = np.deg2rad(np.diff(lx))
-    return (EARTH_RADIUS_KM**2) * np.abs(band)[:, None] * np.abs(width)[None, :]
+    return np.abs(box_areas(ly[:-1, None], ly[1:, None], lx[None, :-1], lx[None, 1:], radius=EARTH_RADIUS_KM))
 
 
 def _is_global_lon(lon: np.ndarray) -> bool:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.errors import InputDataError
-from pipeline.grids import RectilinearGrid, edges_from_centres
+from pipeline.grids.types import RectilinearGrid
+from pipeline.sphere import edges_from_centres
 
 
 @dataclass

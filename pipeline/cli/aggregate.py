@@ -1,30 +1,20 @@
 """CLI commands of the aggregation stage: ``aggregate``, ``weights`` and ``grids``.
 
-Registered on the main typer app by :func:`register` (see ``pipeline/cli.py``).
+Registered on the main typer app by :func:`register` (see :mod:`pipeline.cli.root`).
 """
 
 from __future__ import annotations
 
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from pipeline.cli.common import console, history
 from pipeline.errors import ConfigError, InputDataError
-
-console = Console()
-
-METHODS = ("mean", "fractions", "majority", "std")
-
-
-def _history() -> str:
-    return " ".join(["terrascale", *(shlex.quote(a) for a in sys.argv[1:])])
 
 
 def _parse_classes(text: Optional[str]):
@@ -53,6 +43,7 @@ def aggregate(
 ) -> None:
     """Aggregate a fine field onto an ESM grid (conservative mean, class fractions, majority, sub-grid std)."""
     from pipeline import aggregate as agg
+    from pipeline.aggregate import METHODS
     from pipeline.grids import parse_grid
     from pipeline.io import open_dataset, write
     from pipeline.weights import read_weights
@@ -86,7 +77,7 @@ def aggregate(
     out = agg.to_dataset(res, grid=out_grid)
     if method == "fractions" and "valid_fraction" in out.coords:
         out = out.reset_coords("valid_fraction")
-    write(out, output, history=_history())
+    write(out, output, history=history())
     gname = out_grid.name if out_grid is not None else f"weights {weights}"
     console.print(f"[green]OK[/green] {escape(str(input))}:{escape(var)} -> {escape(gname)} ({method}) in {dt:.2f} s: "
                   f"{escape(str(output))}")
@@ -109,7 +100,7 @@ def weights(
     t0 = time.perf_counter()
     w = compute_weights(s, d)
     sp = w.to_sparse()
-    write_weights(w, output, format=fmt, history=_history())
+    write_weights(w, output, format=fmt, history=history())
     console.print(f"[green]OK[/green] {escape(s.describe())} -> {escape(d.describe())}: {sp.src.size} links, "
                   f"{time.perf_counter() - t0:.2f} s, written to {escape(str(output))} ({fmt.upper()})")
 
@@ -119,13 +110,13 @@ def grids(
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="SCRIP grid file for --write"),
 ) -> None:
     """List the named ESM grids with their sizes (or write one as a SCRIP grid file for CDO)."""
-    from pipeline.grids import list_grids, parse_grid
+    from pipeline.grids import list_grids, parse_grid, write_scrip
 
     if write_grid is not None:
         if output is None:
             raise ConfigError("--write needs -o FILE.nc")
         g = parse_grid(write_grid)
-        g.to_scrip(output)
+        write_scrip(g, output)
         console.print(f"[green]OK[/green] {escape(g.describe())} written to {escape(str(output))} "
                       f"(use: cdo remapcon,{escape(str(output))} in.nc out.nc)")
         return

@@ -1,13 +1,4 @@
 """Open and write NetCDF and Zarr, lazily and atomically, with CF and provenance attributes.
-
-Reading: :func:`open_dataset` takes one NetCDF file, a glob of them, or a Zarr store (v2 or v3)
-and returns a lazy, dask-chunked :class:`xarray.Dataset`. The format is decided from the bytes
-on disk (NetCDF classic and HDF5 signatures, Zarr metadata files), not from the suffix, so a
-mislabelled file gives a clear message rather than a backend's traceback.
-
-Writing: :func:`write` writes to a temporary sibling and renames it into place. A crash mid-way
-therefore never leaves a half-written store under the final name, where a later stage would
-trust it.
 """
 
 from __future__ import annotations
@@ -15,20 +6,29 @@ from __future__ import annotations
 import datetime as _dt
 import glob as _glob
 import json
-import os
-import shutil
 import sys
-import uuid
 from pathlib import Path
 
 import xarray as xr
 
 from pipeline import __version__
 from pipeline.errors import InputDataError
+from pipeline.io.atomic import (
+    probe_writable,
+    remove_path,
+    replace_atomically,
+    temporary_sibling,
+)
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf")
+
+
 ZARR_SUFFIX = ".zarr"
+
+
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
 _ZARR_META = ("zarr.json", ".zgroup", ".zarray", ".zmetadata")
 
 
@@ -175,8 +175,8 @@ def write(
     fmt = output_format(path)
     out = ds.copy(deep=False)
     out.attrs = provenance_attrs(ds.attrs, config_sha256=config_sha256, history=history, source=source)
-    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
-    _probe_writable(tmp, path)
+    tmp = temporary_sibling(path)
+    probe_writable(tmp, path)
     try:
         if fmt == "netcdf":
             out.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
@@ -185,20 +185,9 @@ def write(
             out.to_zarr(tmp, mode="w", encoding=encoding, consolidated=False, zarr_format=3)
         replace_atomically(tmp, path)
     except BaseException:
-        _remove(tmp)
+        remove_path(tmp)
         raise
     return path
-
-
-def _probe_writable(tmp: Path, path: Path) -> None:
-    # Fail before any work, with a message about the output, rather than with a backend's
-    # traceback half-way through (an unreadable input during the write is a different error).
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.touch()
-        tmp.unlink()
-    except OSError as err:
-        raise InputDataError(f"cannot write {path} ({err.strerror or err}); choose a writable output path") from None
 
 
 def _drop_stale_chunk_encoding(ds: xr.Dataset) -> None:
@@ -208,29 +197,9 @@ def _drop_stale_chunk_encoding(ds: xr.Dataset) -> None:
             var.encoding.pop(key, None)
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
-
-
-def replace_atomically(tmp: Path, path: Path) -> None:
-    """Move the finished temporary ``tmp`` (file or directory) onto ``path``.
-
-    A file is replaced in one ``os.replace``. An existing directory at ``path`` is first moved
-    aside to a hidden sibling, ``tmp`` renamed onto ``path``, then the old one removed.
-    """
-    if path.is_dir():
-        # os.replace cannot replace a non-empty directory: move the old one aside first, and
-        # back again if the new one cannot take its place.
-        old = path.with_name(f".{path.name}.old-{uuid.uuid4().hex[:8]}")
-        os.replace(path, old)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            os.replace(old, path)
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, path)
+def store_size(path: str | Path) -> int:
+    """Bytes on disk of a file, or of every file under a directory (a Zarr store, a Parquet table)."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())

@@ -1,10 +1,4 @@
-"""Input checks and harmonisation.
-
-:func:`validate_dataset` finds latitude and longitude (CF attributes first, then common names),
-checks that they are 1-D and strictly monotonic, checks units and value ranges of the variables
-terrascale knows, counts NaN, and harmonises the grid: latitude ascending, longitude in
-[-180, 180) and sorted, cell bounds present (derived from the centres when absent). Every problem
-is collected first and reported together in one message, so a user fixes a file in one go.
+"""Validate and harmonise inputs: coordinates, bounds, units, ranges, NaN fractions.
 """
 
 from __future__ import annotations
@@ -18,12 +12,8 @@ import numpy as np
 import xarray as xr
 
 from pipeline.errors import InputDataError
-from pipeline.grids import edges_from_centres
-
-LAT_NAMES = ("lat", "latitude", "nav_lat", "y", "rlat", "LAT", "Latitude")
-LON_NAMES = ("lon", "longitude", "nav_lon", "x", "rlon", "LON", "Longitude")
-LAT_UNITS = {"degrees_north", "degree_north", "degrees_n", "degree_n", "degreesn", "degreen"}
-LON_UNITS = {"degrees_east", "degree_east", "degrees_e", "degree_e", "degreese", "degreee"}
+from pipeline.io.coords import _norm_units, find_lat_lon
+from pipeline.sphere import edges_from_centres
 
 
 @dataclass(frozen=True)
@@ -36,7 +26,11 @@ class VarSpec:
 
 
 _FRACTION = VarSpec(frozenset({"1", "", "fraction", "0-1"}), (0.0, 1.0))
+
+
 _LAI = VarSpec(frozenset({"1", "m2 m-2", "m2/m2", "m^2/m^2", "m2m-2"}), (0.0, 15.0))
+
+
 KNOWN_VARIABLES: dict[str, VarSpec] = {
     "tas": VarSpec(frozenset({"K", "kelvin"}), (150.0, 350.0), "convert degC to K with `cdo addc,273.15`"),
     "pr": VarSpec(frozenset({"kg m-2 s-1", "kg/m2/s", "kg m**-2 s**-1"}), (0.0, 0.1), "convert mm/day with `cdo divc,86400`"),
@@ -48,49 +42,6 @@ KNOWN_VARIABLES: dict[str, VarSpec] = {
     "lulc_fraction_2019": _FRACTION,
     "distance_to_coast": VarSpec(frozenset({"km"}), (0.0, 5000.0)),
 }
-
-
-def _norm_units(u: object) -> str:
-    return " ".join(str(u).split()).strip()
-
-
-def _candidates(ds: xr.Dataset) -> list[str]:
-    return [str(n) for n in list(ds.coords) + list(ds.data_vars)]
-
-
-def _find_axis(ds: xr.Dataset, axis: str, standard: str, units: set[str], names: tuple[str, ...]) -> str | None:
-    names_present = _candidates(ds)
-    tests = (
-        lambda v: v.attrs.get("standard_name") == standard,
-        lambda v: _norm_units(v.attrs.get("units", "")).lower().replace(" ", "") in units,
-        lambda v: v.attrs.get("axis") == axis,
-    )
-    for test in tests:
-        for name in names_present:
-            if test(ds[name]):
-                return name
-    for name in names:
-        if name in ds.variables:
-            return name
-    return None
-
-
-def find_lat_lon(ds: xr.Dataset, source: str = "dataset") -> tuple[str, str]:
-    """Return the names of the latitude and longitude coordinates.
-
-    Looks at ``standard_name``, then ``units`` (degrees_north/east), then ``axis`` (Y/X), then
-    common names. Raises :class:`InputDataError` naming what was looked for.
-    """
-    lat = _find_axis(ds, "Y", "latitude", LAT_UNITS, LAT_NAMES)
-    lon = _find_axis(ds, "X", "longitude", LON_UNITS, LON_NAMES)
-    if lat is None or lon is None:
-        missing = " and ".join(n for n, v in (("latitude", lat), ("longitude", lon)) if v is None)
-        raise InputDataError(
-            f"{source}: no {missing} found among {', '.join(_candidates(ds)) or 'no variables'}; "
-            "name the coordinates lat/lon or give them standard_name latitude/longitude "
-            "(e.g. `ncatted -a standard_name,y,o,c,latitude`)"
-        )
-    return lat, lon
 
 
 def _monotonic_problem(values: np.ndarray, name: str) -> str | None:

@@ -1,6 +1,6 @@
 """Derive the reduced Gaussian point lists shipped with terrascale from ecCodes' GRIB samples.
 
-Run once (the output is checked in): ``python pipeline/grids_data/make_pl.py``. It reads the
+Run once (the output is checked in): ``python pipeline/grids/data/make_pl.py``. It reads the
 ``pl`` key (points per latitude row, north to south) of every ``reduced_gg_pl_<N>_grib2`` sample
 that ecCodes (PyPI ``eccodes``) ships for the N in ``NS`` and writes ``reduced_gg_pl.json``:
 ``{"N128": {"source": "...", "pl": [...]}, ...}``. Nothing is typed by hand.

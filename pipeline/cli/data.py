@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+
 data_app = typer.Typer(help="Embedded sample data: real rasters and the semi-synthetic demo generator.",
                        no_args_is_help=True)
 
@@ -18,9 +19,6 @@ def _size(path: Path) -> str:
     n = path.stat().st_size
     return f"{n / 1e6:.1f} MB"
 
-
-def _store_size(path: Path) -> int:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
 @data_app.command("list")
@@ -72,6 +70,7 @@ def demo(
 ) -> None:
     """Write the demo Zarr stores (static, lulc_coarse, climate, lai) for a region and years."""
     from pipeline.datasets.demo import write_demo_stores
+    from pipeline.io import store_size
 
     console = Console()
     t0 = time.perf_counter()
@@ -79,5 +78,10 @@ def demo(
                               lulc_res=lulc_res, climate_res=climate_res, class_table=class_table,
                               progress=lambda msg: console.print(f"[dim]·[/dim] {msg}"))
     for name, p in paths.items():
-        console.print(f"{name:12s} {p}  ({_store_size(p) / 1e6:.1f} MB)")
+        console.print(f"{name:12s} {p}  ({store_size(p) / 1e6:.1f} MB)")
     console.print(f"wrote {len(paths)} stores in {time.perf_counter() - t0:.1f} s")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``data`` command group to the terrascale app."""
+    app.add_typer(data_app, name="data")

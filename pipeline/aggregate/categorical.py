@@ -1,17 +1,21 @@
-"""Aggregation internals for categorical fields: declared classes, no-data codes, class areas, crosswalk.
+"""Categorical fields: declared classes, no-data codes, class areas, class/PFT fractions, majority.
 
-:func:`_class_areas` streams class codes through the class-sum kernels with a lookup table
+:func:`class_areas` streams class codes through the class-sum kernels with a lookup table
 (class code → column; missing codes → -1; undeclared codes → an extra column, an error naming them).
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
+import xarray as xr
 
-from pipeline._aggregate_stream import _chunks, _lead, _prepare, _read
+from kernels import InvalidClassCodes
+from pipeline.aggregate.cf import cell_methods_of, out_coords
+from pipeline.aggregate.crosswalk import crosswalk_matrix
+from pipeline.aggregate.plan import valid_fraction
+from pipeline.aggregate.stream import lead_dims, prepare, read_rows, row_chunks
 from pipeline.errors import ConfigError, InputDataError
+from pipeline.weights import Weights
 
 
 def _declared_classes(da, classes, missing=None, *, func: str = "class_fractions"):
@@ -67,7 +71,7 @@ def _code_range(dtype) -> tuple[int, int]:
     return int(info.min), int(info.max)
 
 
-def _missing_codes(da, missing):
+def missing_codes(da, missing):
     """The no-data codes (>= 0) that can occur in the data of ``da``.
 
     For float input the fill codes (``_FillValue``, ``missing_value``) are ignored: decoding made
@@ -102,17 +106,18 @@ def _class_names(da, classes, names):
 _LUT_MISSING_MAX = 2**16
 
 
-def _class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name):
+def class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name):
     """Per target cell and class, the area (unit sphere) of the source cells of that class."""
     nc = len(classes)
-    miss = _missing_codes(da, missing)
+    miss = missing_codes(da, missing)
     both = sorted(set(classes) & set(miss))
     if both:
         where = "--missing / missing=" if missing is not None else "the variable's fill/no-data attributes"
         raise ConfigError(f"{name}: codes {both} of {da.name!r} are both classes and missing codes (from {where}); "
                           "a code is one or the other: drop them from the classes or from the missing codes")
-    plan, K, xp = _prepare(da, grid, weights, engine, name)
-    lead, nb = _lead(da, plan)
+    plan, eng = prepare(da, grid, weights, engine, name)
+    K, xp = eng.kernels, eng.xp
+    lead, nb = lead_dims(da, plan)
     if nb != 1:
         raise InputDataError(f"{name}: categorical variable {da.name!r} has extra dimensions {lead}; select one "
                              f"(e.g. da.isel({lead[0]}=0)) per call")
@@ -134,10 +139,10 @@ def _class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name):
         lut[lut_len] = -1
     lut_dev = xp.asarray(lut)
     acc = plan.new_acc(1, 1, classes=nc + 1)
-    for r0, r1 in _chunks(da, plan, 1, chunk_rows):
+    for r0, r1 in row_chunks(da, plan, 1, chunk_rows):
         if not plan.chunk_has_links(r0, r1):
             continue
-        codes = _read(da, plan, lead, r0, r1, xp)[0]
+        codes = read_rows(da, plan, lead, r0, r1, xp)[0]
         if is_float:
             ok = xp.isfinite(codes)
             if bool((ok & (codes != xp.floor(codes))).any()):
@@ -151,9 +156,7 @@ def _class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name):
             codes = xp.where(hit, codes.dtype.type(lut_len), codes)
         try:
             plan.class_sum(K, codes, r0, r1, acc, nc + 1, lut_dev)
-        except ValueError as err:  # a code beyond the lookup table: name all undeclared values
-            if "class codes outside" not in str(err):
-                raise
+        except InvalidClassCodes:  # a code beyond the lookup table: name all undeclared values
             _raise_undeclared(da, plan, lead, classes, miss, chunk_rows, name)
     (areas,) = plan.finish(acc, classes=True)
     if areas[:, nc].sum() > 0:
@@ -171,8 +174,8 @@ def _undeclared_values(da, plan, lead, classes, miss, chunk_rows):
     """Slow path, run only on error: the distinct undeclared values (first 10)."""
     bad = set()
     ok = set(classes) | set(miss)
-    for r0, r1 in _chunks(da, plan, 1, chunk_rows):
-        v = _read(da, plan, lead, r0, r1, np)
+    for r0, r1 in row_chunks(da, plan, 1, chunk_rows):
+        v = read_rows(da, plan, lead, r0, r1, np)
         v = v[np.isfinite(v)] if v.dtype.kind == "f" else v
         bad |= {int(x) for x in np.unique(v)} - ok
         if len(bad) >= 10:
@@ -180,22 +183,60 @@ def _undeclared_values(da, plan, lead, classes, miss, chunk_rows):
     return sorted(bad)[:10]
 
 
-def _read_crosswalk(crosswalk, classes):
-    """class→PFT table → (pft names, matrix (n_classes, n_pft)); rows must sum to 1."""
-    import pandas as pd
+def class_fractions(da: xr.DataArray, grid=None, *, classes=None, crosswalk=None, missing=None,
+                    class_names=None, weights: Weights | None = None, engine: str = "auto",
+                    chunk_rows: int | None = None, name: str = "input") -> xr.DataArray:
+    """Area fraction of each class (or PFT, via ``crosswalk``) in the valid part of every target cell.
 
-    from pipeline.datasets.classes import check_crosswalk, read_crosswalk
-
-    if isinstance(crosswalk, (str, Path)):
-        table = read_crosswalk(crosswalk)
-    elif isinstance(crosswalk, dict):
-        table = pd.DataFrame.from_dict({int(k): v for k, v in crosswalk.items()}, orient="index").fillna(0.0)
-        table = check_crosswalk(table, "(dict)")
-    elif isinstance(crosswalk, pd.DataFrame):
-        table = check_crosswalk(crosswalk, "(DataFrame)")
+    ``classes``: the declared class codes (default: the variable's CF ``flag_values``); values outside
+    them raise an error naming them. ``missing``: codes meaning "no data" (default: ``_FillValue``
+    / ``missing_value`` / ``no_data_value``; NaN in float input); a no-data code listed in
+    ``flag_values`` is not a class. Fractions of a cell sum to 1 wherever it has valid data;
+    the coordinate ``valid_fraction`` is the valid share of the cell's area.
+    """
+    classes = _declared_classes(da, classes, missing)
+    areas, plan, lead = class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name)
+    valid = areas.sum(1)
+    if crosswalk is not None:
+        labels, m = crosswalk_matrix(crosswalk, classes)
+        areas = areas @ m
+        dim, long = "pft", "plant functional type"
     else:
-        raise ConfigError("crosswalk must be a CSV path, a dict {class: {pft: fraction}} or a pandas DataFrame")
-    missing = [c for c in classes if c not in table.index]
-    if missing:
-        raise ConfigError(f"crosswalk has no row for classes {missing}; add them (fractions per PFT summing to 1)")
-    return [str(c) for c in table.columns], table.loc[classes].to_numpy(dtype=np.float64)
+        labels, dim, long = _class_names(da, classes, class_names), "class", "class"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        frac = areas / valid[:, None]
+    frac[valid <= 0] = np.nan
+    coords, dims, shp = out_coords(da, plan, ())
+    vf = valid_fraction(valid, plan).reshape(shp)
+    coords["valid_fraction"] = (dims, vf, {"long_name": "fraction of the cell area with valid input", "units": "1"})
+    if crosswalk is None:
+        coords[dim] = (dim, np.asarray(classes, dtype=np.int32),
+                       {"long_name": "class code", "flag_values": np.asarray(classes, dtype=np.int32),
+                        "flag_meanings": " ".join(s.replace(" ", "_") for s in labels)})
+        coords[f"{dim}_name"] = (dim, np.asarray(labels, dtype=object))
+    else:
+        coords[dim] = (dim, np.asarray(labels, dtype=object), {"long_name": long})
+    data = np.moveaxis(frac, -1, 0).reshape((len(labels),) + tuple(shp))
+    attrs = {"standard_name": "area_fraction", "units": "1", "cell_methods": cell_methods_of(da, "mean"),
+             "long_name": f"area fraction of each {long} of {da.attrs.get('long_name', da.name)}"}
+    name = f"{da.name}_fraction" if crosswalk is None else "pft_fraction"
+    return xr.DataArray(data, dims=(dim,) + tuple(dims), coords=coords, name=name, attrs=attrs)
+
+
+def majority_class(da: xr.DataArray, grid=None, *, classes=None, missing=None, class_names=None,
+                   weights: Weights | None = None, engine: str = "auto", chunk_rows: int | None = None,
+                   name: str = "input") -> xr.DataArray:
+    """The class covering the largest area of each target cell (ties: the first declared class)."""
+    classes = _declared_classes(da, classes, missing, func="majority_class")
+    areas, plan, lead = class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name)
+    idx = np.argmax(areas, axis=1)
+    out = np.asarray(classes, dtype=np.int32)[idx]
+    out[areas.sum(1) <= 0] = -1
+    coords, dims, shp = out_coords(da, plan, ())
+    names = _class_names(da, classes, class_names)
+    attrs = {"long_name": f"majority class of {da.attrs.get('long_name', da.name)}",
+             "flag_values": np.asarray(classes, dtype=np.int32), "flag_meanings": " ".join(n.replace(" ", "_") for n in names),
+             "cell_methods": cell_methods_of(da, "mode")}
+    res = xr.DataArray(out.reshape(shp), dims=dims, coords=coords, name=f"{da.name}_majority", attrs=attrs)
+    res.encoding["_FillValue"] = np.int32(-1)
+    return res

@@ -2,7 +2,7 @@
 ``parse_grid("file:grid.nc")`` ..., and :func:`list_grids` for ``terrascale grids``.
 
 The grids themselves (types, constructors, areas) are in :mod:`pipeline.grids`; SCRIP grid files
-in :mod:`pipeline.scrip`.
+in :mod:`pipeline.grids`.
 """
 
 from __future__ import annotations
@@ -13,17 +13,15 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import ConfigError
-from pipeline.grids import (
-    Grid,
-    RectilinearGrid,
+from pipeline.grids.gaussian import (
     _shipped_pl,
     octahedral,
     reduced_gaussian,
-    regular,
     regular_gaussian,
     shipped_point_lists,
 )
-from pipeline.scrip import read_scrip_grid
+from pipeline.grids.scrip import read_scrip_grid
+from pipeline.grids.types import Grid, RectilinearGrid, regular
 
 #: Named ESM grids: name -> (spec, description).
 NAMED_GRIDS: dict[str, tuple[str, str]] = {

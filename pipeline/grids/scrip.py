@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import InputDataError
-from pipeline.grids import EARTH_RADIUS, Grid, RectilinearGrid, ReducedGrid
+from pipeline.grids.types import Grid, RectilinearGrid, ReducedGrid
+from pipeline.io import open_netcdf
+from pipeline.sphere import EARTH_RADIUS
 
 
 def write_scrip(grid: Grid, path, *, radius: float = EARTH_RADIUS) -> Path:
@@ -46,31 +48,6 @@ def _as_degrees(var) -> np.ndarray:
     if str(var.attrs.get("units", "degrees")).lower().startswith("rad"):
         v = np.degrees(v)
     return v
-
-
-def open_netcdf(path, what: str):
-    """Open the NetCDF file ``path`` (a grid or weights file) lazily, times not decoded.
-
-    Checks first with :func:`pipeline.io.detect_format` (a clear :class:`InputDataError` for a
-    missing file, a Zarr store or a file of another format); a NetCDF file that still cannot be
-    read is an :class:`InputDataError` naming ``what`` and the path.
-    """
-    import xarray as xr
-
-    from pipeline.io import detect_format
-
-    path = Path(path)
-    try:
-        fmt = detect_format(path)
-    except InputDataError as err:
-        raise InputDataError(f"{what}: {err}") from None
-    if fmt != "netcdf":
-        raise InputDataError(f"{what} {path} is a {fmt} store; pass a NetCDF (.nc) file")
-    try:  # SCRIP/ESMF files hold no times: decoding them could only fail on odd attributes
-        return xr.open_dataset(path, decode_times=False)
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise InputDataError(f"{what} {path} cannot be read as NetCDF ({type(err).__name__}: {err}); "
-                             "the file may be truncated or corrupt: re-create it") from None
 
 
 def read_scrip_grid(path) -> Grid:

@@ -1,0 +1,46 @@
+"""Public aggregation API: fine fields → ESM grids, exactly conservative, streamed in row chunks.
+
+* :func:`conservative_mean` area-weighted mean over the valid (finite) part of every target cell
+  (CDO ``remapcon`` with ``fracarea`` normalisation), over any leading dimensions;
+* :func:`class_fractions` area fraction of each class, or of each PFT through a class→PFT
+  crosswalk, without a one-hot array; :func:`majority_class` the class with the largest area;
+* :func:`subgrid_stats` area-weighted standard deviation, minimum and maximum per target cell;
+* :func:`apply_weights` the same with weights from a SCRIP/ESMF file (e.g. ``cdo gencon``).
+
+The source is read in chunks of rows (``chunk_rows``; default: ~32 M values per chunk), so memory
+is one chunk plus the target accumulators, whatever the size of the input. Inputs may have
+descending latitudes and 0..360 longitudes: the weights index the array as it is stored.
+
+``engine`` picks the kernels: ``"numpy"`` (:mod:`kernels.reference`), ``"numba"``
+(:mod:`kernels.cpu`), ``"cupy"`` (:mod:`kernels.gpu`); ``"auto"`` = cupy for CuPy-backed input,
+numba otherwise.
+
+Modules: ``continuous`` (mean, sub-grid statistics), ``categorical`` (class and PFT fractions,
+majority), ``crosswalk`` (class → PFT tables), ``methods`` (the method table shared by
+:func:`apply_weights` and the CLI), ``plan`` (weights bound to a source array, one plan class per
+weights type), ``stream`` (the engine, chosen once, and the streamed row chunks), ``cf`` (CF
+output).
+"""
+
+from __future__ import annotations
+
+from pipeline.aggregate.categorical import class_fractions, majority_class
+from pipeline.aggregate.cf import to_dataset
+from pipeline.aggregate.continuous import conservative_mean, subgrid_stats
+from pipeline.aggregate.crosswalk import check_crosswalk, read_crosswalk
+from pipeline.aggregate.methods import METHODS, apply_weights, method_function
+from pipeline.aggregate.stream import CHUNK_VALUES
+
+__all__ = [
+    "CHUNK_VALUES",
+    "METHODS",
+    "apply_weights",
+    "check_crosswalk",
+    "class_fractions",
+    "conservative_mean",
+    "majority_class",
+    "method_function",
+    "read_crosswalk",
+    "subgrid_stats",
+    "to_dataset",
+]

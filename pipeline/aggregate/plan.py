@@ -1,0 +1,261 @@
+"""Weights bound to the storage layout of one source array: the per-chunk kernel calls.
+
+A plan holds the links of one weights type sorted by physical source row, makes the target
+accumulators, calls the kernels on a chunk of rows and turns the accumulators into flat target
+arrays. The plan class is chosen once, from the weights' type (:func:`bind_plan`):
+:class:`SeparablePlan` (rectilinear → rectilinear), :class:`RowwisePlan` (rectilinear → reduced)
+and :class:`SparsePlan` (anything else, and weights read from files).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+
+from kernels import to_host
+from pipeline.errors import InputDataError
+from pipeline.grids import Grid, parse_grid, source_axes
+from pipeline.weights import (
+    RowwiseWeights,
+    SeparableWeights,
+    SparseWeights,
+    Weights,
+    compute_weights,
+)
+
+
+def _span(key_sorted, r0, r1) -> slice:
+    a, b = np.searchsorted(key_sorted, [r0, r1])
+    return slice(int(a), int(b))
+
+
+@dataclass
+class Plan:
+    """Base: the weights, the source layout (lat/lon dims and sizes), the target grid, the array module."""
+
+    weights: Weights
+    lat_dim: str
+    lon_dim: str
+    ny: int
+    nx: int
+    out_grid: Grid | None
+    xp: object = np
+
+    @property
+    def n_dst(self) -> int:
+        return self.weights.n_dst
+
+    def _to(self, *arrays):
+        return tuple(self.xp.asarray(a) for a in arrays)
+
+    def _mk(self, shape, n, fill):
+        return tuple(self.xp.full(shape, fill, dtype=np.float64) for _ in range(n))
+
+    def chunk_has_links(self, r0: int, r1: int) -> bool:
+        """Whether source rows [r0, r1) contribute to any target cell."""
+        raise NotImplementedError
+
+    def new_acc(self, nb: int, n: int, *, classes: int | None = None, fill=0.0) -> list:
+        """``n`` accumulators of shape (nb, target) or (target, classes), filled with ``fill``."""
+        raise NotImplementedError
+
+    def finish(self, acc, *, classes: bool = False) -> tuple:
+        """Accumulators → tuple of host arrays (nb, n_dst) (or (n_dst, nc)) in the grid's flat order."""
+        raise NotImplementedError
+
+    def weighted_sum(self, K, x, r0, r1, acc, squares):
+        """Add Σ w x (and Σ w, Σ w x² when ``squares``) of rows [r0, r1) into ``acc``."""
+        self._call(K, "weighted_sum", x, r0, r1, acc, squares=squares)
+
+    def min_max(self, K, x, r0, r1, acc):
+        """Fold the minimum and maximum of rows [r0, r1) into ``acc``."""
+        self._call(K, "min_max", x, r0, r1, acc)
+
+    def class_sum(self, K, codes, r0, r1, acc, n_classes, lut):
+        """Add the area of every class of rows [r0, r1) into ``acc``."""
+        self._call(K, "class_sum", codes, r0, r1, [a[0] for a in acc], n_classes, lut=lut)
+
+    def _call(self, K, op, x, r0, r1, acc, *args, **kwargs):
+        raise NotImplementedError
+
+
+@dataclass
+class SeparablePlan(Plan):
+    """Row links ``(src row, dst row, w)`` sorted by physical row, and one set of column links."""
+
+    rows: tuple = ()
+    cols_dev: tuple = ()
+
+    def chunk_has_links(self, r0, r1):
+        s = _span(self.rows[0], r0, r1)
+        return s.stop > s.start
+
+    def new_acc(self, nb, n, *, classes=None, fill=0.0):
+        my, mx = self.weights.dst_shape
+        return [self._mk((my, mx, classes) if classes else (nb, my, mx), n, fill)]
+
+    def finish(self, acc, *, classes=False):
+        res = [to_host(a) for a in acc[0]]
+        return tuple(r.reshape(self.n_dst, r.shape[-1]) if classes else r.reshape(r.shape[0], self.n_dst) for r in res)
+
+    def _call(self, K, op, x, r0, r1, acc, *args, **kwargs):
+        rs, rd, rw = self.rows
+        s = _span(rs, r0, r1)
+        if s.stop > s.start:
+            out = acc[0]
+            getattr(K, f"separable_{op}")(x, self._to(rs[s] - r0, rd[s], rw[s]), self.cols_dev,
+                                          *self.weights.dst_shape, *args, out=out, **kwargs)
+
+
+@dataclass
+class RowwisePlan(Plan):
+    """One separable sub-plan per number of points per target row (reduced Gaussian targets)."""
+
+    groups: list = None  # (dst_rows, sorted row links, cols, ncols)
+    cols_dev: list = None
+
+    def chunk_has_links(self, r0, r1):
+        return any(_span(g[1][0], r0, r1).stop > _span(g[1][0], r0, r1).start for g in self.groups)
+
+    def new_acc(self, nb, n, *, classes=None, fill=0.0):
+        return [self._mk((g[0].size, g[3], classes) if classes else (nb, g[0].size, g[3]), n, fill) for g in self.groups]
+
+    def finish(self, acc, *, classes=False):
+        offs = self.weights.dst_grid.offsets
+        out = []
+        for k in range(len(acc[0])):
+            parts = [to_host(a[k]) for a in acc]
+            o = np.zeros((self.n_dst, parts[0].shape[-1])) if classes else np.zeros((parts[0].shape[0], self.n_dst))
+            for (dst_rows, _, _, ncols), p in zip(self.groups, parts):
+                for g, r in enumerate(dst_rows):
+                    sl = slice(int(offs[r]), int(offs[r]) + ncols)
+                    if classes:
+                        o[sl] = p[g]
+                    else:
+                        o[:, sl] = p[:, g]
+            out.append(o)
+        return tuple(out)
+
+    def _call(self, K, op, x, r0, r1, acc, *args, **kwargs):
+        for (dst_rows, (rs, rg, rw), _, ncols), a, cdev in zip(self.groups, acc, self.cols_dev):
+            s = _span(rs, r0, r1)
+            if s.stop > s.start:
+                getattr(K, f"separable_{op}")(x, self._to(rs[s] - r0, rg[s], rw[s]), cdev, dst_rows.size, ncols,
+                                              *args, out=a, **kwargs)
+
+
+@dataclass
+class SparsePlan(Plan):
+    """COO links ``(src, dst, w)`` over flat cell indices, sorted by source."""
+
+    links: tuple = ()
+
+    def chunk_has_links(self, r0, r1):
+        s = _span(self.links[0], r0 * self.nx, r1 * self.nx)
+        return s.stop > s.start
+
+    def new_acc(self, nb, n, *, classes=None, fill=0.0):
+        return [self._mk((self.n_dst, classes) if classes else (nb, self.n_dst), n, fill)]
+
+    def finish(self, acc, *, classes=False):
+        res = [to_host(a) for a in acc[0]]
+        perm = getattr(self.weights, "dst_perm", None)
+        if perm is not None:
+            res = [r[perm] if classes else r[:, perm] for r in res]
+        return tuple(res)
+
+    def _call(self, K, op, x, r0, r1, acc, *args, **kwargs):
+        src, dst, w = self.links
+        s = _span(src, r0 * self.nx, r1 * self.nx)
+        if s.stop == s.start:
+            return
+        x = x.reshape(-1) if op == "class_sum" else x.reshape(x.shape[0], -1)
+        links = self._to(src[s] - r0 * self.nx, dst[s]) if op == "min_max" else self._to(src[s] - r0 * self.nx, dst[s], w[s])
+        getattr(K, f"sparse_{op}")(x, *links, self.n_dst, *args, out=acc[0], **kwargs)
+
+
+def _sorted_rows(rows, row_index):
+    rs, rd, rw = rows
+    rs = np.asarray(row_index)[rs]  # grid row → physical row of the array
+    o = np.argsort(rs, kind="stable")
+    return rs[o], rd[o], rw[o]
+
+
+def bind_plan(da: xr.DataArray, weights: Weights | None, grid, *, name: str, xp) -> Plan:
+    """Bind weights (computed for ``grid`` if not given) to the storage layout of ``da``.
+
+    Parameters
+    ----------
+    da : xarray.DataArray
+        The source field.
+    weights : Weights or None
+        Weights to use; :class:`~pipeline.weights.SparseWeights` (read from a file) index ``da`` as
+        stored. ``None``: computed from ``da``'s grid to ``grid``.
+    grid : str or Grid or None
+        The target grid, when no weights are given.
+    name : str
+        What ``da`` is, for messages.
+    xp : module
+        The array module of the chosen engine.
+
+    Returns
+    -------
+    Plan
+        The plan of the weights' type.
+    """
+    if isinstance(weights, SparseWeights):
+        return _bind_sparse(da, weights, name=name, xp=xp)
+    axes = source_axes(da, name=name)
+    if weights is None:
+        weights = compute_weights(axes.grid, parse_grid(grid))
+    elif not (isinstance(weights, (SeparableWeights, RowwiseWeights)) and weights.src_grid.shape == axes.grid.shape
+              and np.allclose(weights.src_grid.lat_edges, axes.grid.lat_edges, atol=1e-9)
+              and np.allclose((weights.src_grid.lon_edges - axes.grid.lon_edges + 180) % 360 - 180, 0, atol=1e-9)):
+        raise InputDataError(f"the weights given are for source grid {weights.src_grid.describe()}, not for {name} "
+                             f"variable {da.name!r} ({axes.grid.describe()}); compute them for this input")
+    ny, nx = axes.grid.shape
+    common = dict(weights=weights, lat_dim=axes.lat_dim, lon_dim=axes.lon_dim, ny=ny, nx=nx,
+                  out_grid=weights.dst_grid, xp=xp)
+    if isinstance(weights, SeparableWeights):
+        plan = SeparablePlan(**common, rows=_sorted_rows(weights.rows, axes.row_index))
+        cs, cd, cw = weights.cols
+        plan.cols_dev = plan._to(np.asarray(axes.col_index)[cs], cd, cw)
+        return plan
+    groups = [(dst_rows, _sorted_rows(rows, axes.row_index), cols, ncols)
+              for dst_rows, rows, cols, ncols in weights.group_links()]
+    plan = RowwisePlan(**common, groups=groups)
+    plan.cols_dev = [plan._to(np.asarray(axes.col_index)[c[0]], c[1], c[2]) for _, _, c, _ in groups]
+    return plan
+
+
+def _bind_sparse(da, sp: SparseWeights, *, name, xp) -> SparsePlan:
+    lat_dim, lon_dim = _lat_lon_dims(da, name)
+    ny, nx = da.sizes[lat_dim], da.sizes[lon_dim]
+    if tuple(sp.src_shape) not in ((ny, nx),) and int(np.prod(sp.src_shape)) != ny * nx:
+        raise InputDataError(
+            f"{sp.source} is for a source grid of {' x '.join(map(str, sp.src_shape))} = {sp.n_src} cells, but {name} "
+            f"variable {da.name!r} has {ny} x {nx} = {ny * nx} cells ({lat_dim} x {lon_dim}); make weights for this "
+            "input (`cdo gencon,<grid> INPUT w.nc` or `terrascale weights`)")
+    o = np.argsort(sp.src, kind="stable")
+    return SparsePlan(weights=sp, lat_dim=lat_dim, lon_dim=lon_dim, ny=ny, nx=nx, out_grid=sp.dst_grid, xp=xp,
+                      links=(sp.src[o], sp.dst[o], sp.w[o]))
+
+
+def _lat_lon_dims(da, name):
+    try:
+        axes_dims = source_axes(da, name=name)
+        return axes_dims.lat_dim, axes_dims.lon_dim
+    except InputDataError:
+        if da.ndim >= 2:  # storage-order weights only need the last two dims
+            return da.dims[-2], da.dims[-1]
+        raise
+
+
+def valid_fraction(den, plan: Plan) -> np.ndarray:
+    """The valid (finite) area of each target cell as a fraction of the cell's area."""
+    area = plan.weights.dst_area()
+    if area is None or np.size(area) != plan.n_dst:
+        area = plan.weights.dst_cover()
+    return np.divide(den, area, out=np.zeros_like(den), where=area > 0)

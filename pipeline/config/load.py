@@ -1,0 +1,169 @@
+"""Load a run config from YAML with ``--set`` overrides; messages, canonical hash, resolved file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ValidationError,
+)
+
+from pipeline.config.sections import RunConfig
+from pipeline.errors import ConfigError
+from pipeline.io.atomic import write_text_atomically
+
+
+def _parse_override(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"override '{item}' has no '='; write it as section.key=value, e.g. seed=1")
+    key, raw = item.split("=", 1)
+    parts = [p for p in key.strip().split(".")]
+    if not all(parts):
+        raise ConfigError(f"override '{item}' has an empty key part; write it as section.key=value")
+    try:
+        return parts, yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise ConfigError(f"override '{item}': the value is not valid YAML ({getattr(err, 'problem', err)}); "
+                          "quote it, e.g. --set 'report.title=\"a: b\"'") from None
+
+
+def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
+    """Apply ``a.b=c`` overrides (values parsed as YAML; list items by index) to a raw config dict."""
+    for item in overrides or []:
+        parts, value = _parse_override(item)
+        node: Any = raw
+        for i, part in enumerate(parts[:-1]):
+            if isinstance(node, list):
+                node = node[_list_index(node, part, item)]
+            elif isinstance(node.get(part, {}), (dict, list)):
+                node = node.setdefault(part, {})
+            else:
+                node = None
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"override '{item}': '{'.'.join(parts[: i + 1])}' is a value, not a section")
+        last = parts[-1]
+        if isinstance(node, list):
+            node[_list_index(node, last, item)] = value
+        else:
+            node[last] = value
+    return raw
+
+
+def _list_index(node: list, part: str, item: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"override '{item}': '{part}' is not an index of a list of {len(node)} items")
+    return int(part)
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> tuple[str, list[str]]:
+    """Walk a validation error location to the section it points into; return its name and keys."""
+    section, cls = "top level", model
+    for part in loc[:-1]:
+        if isinstance(part, int) or cls is None:
+            continue
+        field = cls.model_fields.get(part)
+        if field is None:
+            break
+        ann = field.annotation
+        inner = getattr(ann, "__args__", None)
+        candidates = [ann, *(inner or ())]
+        cls = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        section = f"section '{'.'.join(str(p) for p in loc[:-1])}'"
+    return section, sorted(cls.model_fields) if cls else []
+
+
+def format_validation_error(err: ValidationError, source: str) -> str:
+    """One readable message for every problem pydantic found, naming key, section and fix."""
+    lines = []
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        where = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            section, allowed = _allowed_keys(RunConfig, loc)
+            lines.append(f"unknown key '{loc[-1]}' in {section}; allowed keys: {', '.join(allowed)}")
+        elif e["type"] == "missing":
+            lines.append(f"'{where}' is required but missing")
+        else:
+            got = e.get("input")
+            shown = repr(got) if not isinstance(got, dict) else "a mapping"
+            lines.append(f"'{where}': {e['msg']} (got {shown})")
+    return f"invalid config {source}: " + "; ".join(lines)
+
+
+def resolve_config(raw: dict, source: str = "(dict)") -> RunConfig:
+    """Validate a raw config mapping into a :class:`RunConfig`, with a readable error."""
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, source)) from None
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a YAML config file, apply ``--set`` overrides and validate it.
+
+    Parameters
+    ----------
+    path
+        YAML file; ``None`` starts from the defaults.
+    overrides
+        ``"section.key=value"`` strings, values parsed as YAML.
+
+    Returns
+    -------
+    RunConfig
+        The resolved configuration (all defaults filled in).
+    """
+    raw: dict = {}
+    source = "(defaults)"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist; pass the path of a YAML config such as configs/demo.yaml")
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (OSError, UnicodeDecodeError) as err:
+            raise ConfigError(f"config file {path} cannot be read as UTF-8 text ({err}); pass a YAML file") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ConfigError(f"config file {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(raw).__name__}")
+    raw = apply_overrides(raw, overrides)
+    return resolve_config(raw, source)
+
+
+def config_dict(cfg: RunConfig) -> dict:
+    """The resolved config as plain JSON-compatible data."""
+    return cfg.model_dump(mode="json")
+
+
+def config_sha256(cfg: RunConfig) -> str:
+    """sha256 of the canonical JSON of the resolved config."""
+    canonical = json.dumps(config_dict(cfg), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def dump_config(cfg: RunConfig) -> str:
+    """The resolved config as YAML text (loads back to the same config and sha256)."""
+    return yaml.safe_dump(config_dict(cfg), sort_keys=False)
+
+
+def write_resolved_config(cfg: RunConfig, run_dir: str | Path) -> Path:
+    """Write ``config.resolved.yaml`` and ``config.sha256`` into the run directory."""
+    run_dir = Path(run_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        target = run_dir / "config.resolved.yaml"
+        write_text_atomically(target, dump_config(cfg))
+        write_text_atomically(run_dir / "config.sha256", config_sha256(cfg) + "\n")
+    except OSError as err:
+        raise ConfigError(f"cannot write the resolved config into {run_dir} ({err}); set output.root to a writable directory") from None
+    return target

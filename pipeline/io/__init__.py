@@ -1,0 +1,80 @@
+"""Open and write NetCDF and Zarr, lazily and atomically, with CF and provenance attributes.
+
+Reading: :func:`open_dataset` takes one NetCDF file, a glob of them, or a Zarr store (v2 or v3)
+and returns a lazy, dask-chunked :class:`xarray.Dataset`. The format is decided from the bytes
+on disk (NetCDF classic and HDF5 signatures, Zarr metadata files), not from the suffix, so a
+mislabelled file gives a clear message rather than a backend's traceback.
+
+Writing: :func:`write` writes to a temporary sibling and renames it into place. A crash mid-way
+therefore never leaves a half-written store under the final name, where a later stage would
+trust it.
+
+Validation (:func:`validate_dataset`, :func:`harmonise`) checks coordinates, bounds, units,
+ranges and NaN fractions of an input; :func:`find_lat_lon` is the one latitude/longitude finder.
+
+Modules: ``stores`` (open/write NetCDF and Zarr, provenance), ``atomic`` (temp-then-rename for
+files and directories), ``netcdf`` (grid and weight files), ``coords`` (the lat/lon finder),
+``validate`` (checks and harmonisation), ``tables`` (CSV tables).
+"""
+
+from __future__ import annotations
+
+from pipeline.io.atomic import (
+    probe_writable,
+    remove_path,
+    replace_atomically,
+    temporary_sibling,
+    write_text_atomically,
+)
+from pipeline.io.coords import LAT_NAMES, LAT_UNITS, LON_NAMES, LON_UNITS, find_lat_lon
+from pipeline.io.netcdf import open_netcdf
+from pipeline.io.stores import (
+    NETCDF_SUFFIXES,
+    ZARR_SUFFIX,
+    detect_format,
+    open_dataset,
+    output_format,
+    provenance_attrs,
+    store_size,
+    write,
+)
+from pipeline.io.tables import read_csv_table
+from pipeline.io.validate import (
+    KNOWN_VARIABLES,
+    ValidationResult,
+    VarSpec,
+    derive_bounds,
+    harmonise,
+    is_unstructured,
+    validate_dataset,
+)
+
+__all__ = [
+    "probe_writable",
+    "remove_path",
+    "KNOWN_VARIABLES",
+    "LAT_NAMES",
+    "LAT_UNITS",
+    "LON_NAMES",
+    "LON_UNITS",
+    "NETCDF_SUFFIXES",
+    "ValidationResult",
+    "VarSpec",
+    "ZARR_SUFFIX",
+    "derive_bounds",
+    "detect_format",
+    "find_lat_lon",
+    "harmonise",
+    "is_unstructured",
+    "open_dataset",
+    "open_netcdf",
+    "output_format",
+    "provenance_attrs",
+    "read_csv_table",
+    "replace_atomically",
+    "store_size",
+    "temporary_sibling",
+    "validate_dataset",
+    "write",
+    "write_text_atomically",
+]
