@@ -1,6 +1,6 @@
 # terrascale: two set-up commands. Each creates .venv if missing and installs what it needs.
 #   make demo   run the main job on the embedded sample data (CPU, minutes)
-#   make test   run the test suite
+#   make test   check the import layers and ruff, then run the test suite
 #   make bench  run the benchmarks (prints ratios against CDO, xarray-regrid, numpy)
 
 PYTHON ?= python3
@@ -24,7 +24,11 @@ $(STAMP): pyproject.toml | $(BIN)/python
 
 install: $(STAMP)
 
+# the import layers (import-linter contracts in pyproject.toml) and ruff first: seconds, and a
+# broken layer is a design problem worth seeing before the test failures it may cause
 test: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/ruff check pipeline kernels tests benchmarks
 	$(BIN)/pytest -q
 
 # The main job (`terrascale run`) arrives with the training/report issues; until then the demo

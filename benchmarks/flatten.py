@@ -60,9 +60,8 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--child"] and sys.argv[5:6] == 
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-
-from _memory import hwm_bytes, reset_hwm  # noqa: E402  (benchmarks/ is on sys.path: the script's own directory
 import xarray as xr  # noqa: E402
+from _memory import hwm_bytes, reset_hwm  # noqa: E402  (benchmarks/ is on sys.path: the script's own directory
 
 SOUTH, NORTH, WEST, EAST, RES = 34.0, 72.0, -25.0, 45.0, 0.05
 
@@ -81,7 +80,7 @@ def land_mask(lat, lon) -> tuple[np.ndarray, str]:
         lf = land_fraction("europe")["land_fraction"]
         if lf.shape == (lat.size, lon.size):
             return np.asarray(lf.values) > 0, "GLOBE land fraction > 0"
-    except Exception as err:  # the sample-data packages may be missing: say so and go on
+    except Exception as err:  # noqa: BLE001  (the sample-data packages may be missing: say so and go on)
         print(f"(real land mask unavailable: {type(err).__name__}: {err}; using a synthetic one)")
     yy, xx = np.meshgrid(lat, lon, indexing="ij")
     return (np.sin(yy / 3.0) + np.cos(xx / 4.0)) > -0.2, "synthetic smooth mask"

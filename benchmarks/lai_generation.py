@@ -29,7 +29,7 @@ import dask
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _memory import peak_rss, reset_hwm  # noqa: E402
+from _memory import peak_rss, reset_hwm
 
 
 def _peak_rss_gb() -> float:
@@ -37,7 +37,9 @@ def _peak_rss_gb() -> float:
 
 
 def _du(path: Path) -> float:
-    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e9
+    from pipeline.io import store_size
+
+    return store_size(path) / 1e9
 
 
 def main(argv: list[str] | None = None) -> int:

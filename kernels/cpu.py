@@ -27,11 +27,11 @@ import os
 # OMP_WAIT_POLICY set by the user wins, and it must be set before OpenMP starts in this process.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
-from numba import njit, prange  # noqa: E402
+import numba
+import numpy as np
+from numba import njit, prange
 
-from ._common import (  # noqa: E402
+from ._common import (
     check_classes,
     check_links,
     check_out,

@@ -15,8 +15,18 @@ from pathlib import Path
 
 import numpy as np
 
+from ._common import (
+    check_classes,
+    check_links,
+    check_out,
+    check_separable,
+    check_x,
+    class_table,
+    invalid_codes_error,
+    map_codes,
+    unsigned_view_dtype,
+)
 from .arrays import array_module_of, is_device_array  # noqa: F401  (kernels.gpu re-exports them
-from ._common import check_classes, check_links, check_out, check_separable, check_x, class_table, invalid_codes_error, map_codes, unsigned_view_dtype
 
 #: the CUDA C source of every kernel launched here
 CUDA_SOURCE = Path(__file__).with_name("cuda") / "aggregate.cu"

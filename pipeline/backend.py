@@ -41,7 +41,7 @@ def probe_gpu() -> GpuProbe:
         return GpuProbe(False, 0, "CuPy is not installed (pip install 'terrascale[gpu]')")
     try:
         count = int(cupy.cuda.runtime.getDeviceCount())
-    except Exception as err:  # CUDA driver missing or broken: CuPy raises its own runtime errors
+    except Exception as err:  # noqa: BLE001  (CUDA driver missing or broken: CuPy raises its own runtime errors)
         return GpuProbe(False, 0, f"CuPy cannot reach a CUDA driver ({type(err).__name__}: {err})")
     if count == 0:
         return GpuProbe(False, 0, "CuPy sees no CUDA device")

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 import xarray as xr
-from optional import gpu_available
-from sample_grids import make_grid_dataset
+
+from tests.helpers.optional import gpu_available
+from tests.helpers.sample_grids import make_grid_dataset
 
 
 def pytest_collection_modifyitems(config, items):

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from optional import gpu_available, requires_dask_jobqueue
 
 from pipeline.backend import estimator_module, probe_gpu, resolve_backend
 from pipeline.cluster import plan_cluster, start_cluster
 from pipeline.config import ClusterConfig
 from pipeline.errors import BackendError, ConfigError
+from tests.helpers.optional import gpu_available, requires_dask_jobqueue
 
 
 def test_cpu_backend_modules():

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import console, history
+from pipeline.cli.common import check_output, console, history, spec_paths
 from pipeline.errors import ConfigError, InputDataError
 
 
@@ -52,6 +52,7 @@ def aggregate(
         raise ConfigError(f"--method {method!r} is not one of {', '.join(METHODS)}")
     if (grid is None) == (weights is None):
         raise ConfigError("give exactly one of --grid SPEC or --weights FILE")
+    check_output(output, inputs=[input, weights, crosswalk, *spec_paths(grid)])
     ds = open_dataset(input)
     if var not in ds.data_vars:
         raise InputDataError(f"{input} has no variable {var!r}; its variables are {', '.join(map(str, ds.data_vars))}")
@@ -96,6 +97,7 @@ def weights(
 
     if fmt not in ("scrip", "esmf"):
         raise ConfigError(f"--format {fmt!r}: use scrip or esmf")
+    check_output(output, inputs=spec_paths(src, dst))
     s, d = parse_grid(src, gaussian_bounds=gaussian_bounds), parse_grid(dst, gaussian_bounds=gaussian_bounds)
     t0 = time.perf_counter()
     w = compute_weights(s, d)
@@ -115,6 +117,7 @@ def grids(
     if write_grid is not None:
         if output is None:
             raise ConfigError("--write needs -o FILE.nc")
+        check_output(output, inputs=spec_paths(write_grid))
         g = parse_grid(write_grid)
         write_scrip(g, output)
         console.print(f"[green]OK[/green] {escape(g.describe())} written to {escape(str(output))} "

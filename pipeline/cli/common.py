@@ -1,4 +1,4 @@
-"""What every command module shares: the consoles, the history line of an output, byte sizes."""
+"""What every command module shares: the consoles, the history line of an output, byte sizes, the ``-o`` check."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import sys
 
 from rich.console import Console
 
-__all__ = ["console", "err_console", "history", "human_bytes"]
+__all__ = ["check_output", "console", "err_console", "history", "human_bytes", "spec_paths"]
 
 console = Console()
 err_console = Console(stderr=True)
@@ -42,3 +42,32 @@ def human_bytes(n: float) -> str:
             return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
         n /= 1024
     return f"{n:.1f} TiB"
+
+
+def check_output(output, *, inputs=()) -> None:
+    """Check ``-o`` of a command that writes with :func:`pipeline.io.write`, before any work.
+
+    Refuses (:class:`~pipeline.errors.InputDataError`, exit 2) an output that is one of the
+    inputs or that would replace something other than an earlier output of the same kind (a
+    user's directory named ``out.nc`` or ``out.zarr``), and announces the output for the
+    message of an interrupt.
+
+    Parameters
+    ----------
+    output : str or Path
+        The ``-o`` path (``.nc`` or ``.zarr``).
+    inputs : iterable of str or Path
+        Paths or glob patterns the command reads.
+    """
+    from pipeline.cli import interrupts
+    from pipeline.io import check_output_path, expect_output
+
+    check_output_path(output, inputs=inputs)
+    if interrupts.is_installed():  # the console script: a process that ends after this command
+        expect_output(output)
+
+
+def spec_paths(*specs) -> list[str]:
+    """The files named by ``file:PATH`` grid specs among ``specs`` (inputs of a command)."""
+    texts = [str(s).strip() for s in specs if s is not None]
+    return [t[5:] for t in texts if t.lower().startswith("file:")]

@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-
 data_app = typer.Typer(help="Embedded sample data: real rasters and the semi-synthetic demo generator.",
                        no_args_is_help=True)
 
@@ -69,11 +68,14 @@ def demo(
     class_table: Optional[Path] = typer.Option(None, "--class-table", help="replacement IGBP class table CSV"),
 ) -> None:
     """Write the demo Zarr stores (static, lulc_coarse, climate, lai) for a region and years."""
+    from pipeline.cli import interrupts
     from pipeline.datasets.demo import write_demo_stores
-    from pipeline.io import store_size
+    from pipeline.io import expect_output, store_size
 
     console = Console()
     t0 = time.perf_counter()
+    if interrupts.is_installed():  # named by the message of an interrupt of the console script
+        expect_output(out)
     paths = write_demo_stores(out, region=region, years=years, scenarios=scenarios, seed=seed,
                               lulc_res=lulc_res, climate_res=climate_res, class_table=class_table,
                               progress=lambda msg: console.print(f"[dim]·[/dim] {msg}"))

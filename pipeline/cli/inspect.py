@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from pipeline import __version__
-from pipeline.cli.common import console, history
+from pipeline.cli.common import check_output, console, history
 
 
 def info(
@@ -38,6 +38,8 @@ def validate(
     """Check an input file: coordinates, bounds, units, value ranges, NaN fraction; optionally harmonise it."""
     from pipeline.io import open_dataset, validate_dataset, write
 
+    if output is not None:
+        check_output(output, inputs=[path])
     ds = open_dataset(path)
     result = validate_dataset(ds, source=path, variables=var, max_nan_fraction=max_nan_fraction)
     table = Table(title=f"validate {path}")

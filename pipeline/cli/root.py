@@ -11,7 +11,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from pipeline import __version__
-from pipeline.cli import aggregate, data, features, inspect
+from pipeline.cli import aggregate, data, features, inspect, models
 from pipeline.cli.common import console, err_console
 from pipeline.errors import TerrascaleError
 
@@ -19,7 +19,7 @@ from pipeline.errors import TerrascaleError
 class UserErrorGroup(TyperGroup):
     """A command group that turns a :class:`TerrascaleError` into one red line and exit 2."""
 
-    def invoke(self, ctx):  # noqa: D102
+    def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except TerrascaleError as err:
@@ -51,17 +51,18 @@ def _root(
 
 
 # Every command module registers its commands the same way: a ``register(app)`` function.
-for _module in (inspect, data, features, aggregate):
+for _module in (inspect, data, features, aggregate, models):
     _module.register(app)
 
 
 def main() -> None:
-    """Console-script entry point.
+    """Run the app as the ``terrascale`` process (called by the console script :func:`pipeline.cli.main`).
 
     Applies the process-wide allocator settings first (:func:`pipeline.runtime.tune_allocators`:
     glibc's mmap threshold pinned, pyarrow's system pool), so that streaming stages such as
     ``features`` return each partition's buffers to the OS instead of creeping up; importing
-    the library does not do this, only the application.
+    the library does not do this, only the application. The interrupt handlers are installed
+    earlier, by :func:`pipeline.cli.main`, before this module's imports.
     """
     from pipeline.runtime import tune_allocators
 
@@ -70,4 +71,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    from pipeline.cli import interrupts
+
+    interrupts.install()
     main()

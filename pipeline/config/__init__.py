@@ -25,6 +25,8 @@ from pipeline.config.load import (
     resolve_config,
     write_resolved_config,
 )
+from pipeline.config.models import MODEL_KINDS, ModelEntry
+from pipeline.config.section import Section
 from pipeline.config.sections import (
     AggregationConfig,
     ClusterConfig,
@@ -32,11 +34,9 @@ from pipeline.config.sections import (
     FeaturesConfig,
     GridsConfig,
     MissingPolicy,
-    ModelSpec,
     OutputConfig,
     ReportConfig,
     RunConfig,
-    Section,
     SlurmConfig,
     SplitsConfig,
     TrainingConfig,
@@ -49,7 +49,8 @@ __all__ = [
     "FeaturesConfig",
     "GridsConfig",
     "MissingPolicy",
-    "ModelSpec",
+    "MODEL_KINDS",
+    "ModelEntry",
     "OutputConfig",
     "ReportConfig",
     "RunConfig",

@@ -61,32 +61,66 @@ def _list_index(node: list, part: str, item: str) -> int:
     return int(part)
 
 
+def _model_entry(kind: str):
+    """The config class of a ``models:`` entry of ``kind`` (None for an unknown kind)."""
+    from pipeline.config.models import _ENTRIES
+
+    return next((c for c in _ENTRIES if c.model_fields["kind"].annotation.__args__[0] == kind), None)
+
+
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> tuple[str, list[str]]:
     """Walk a validation error location to the section it points into; return its name and keys."""
     section, cls = "top level", model
-    for part in loc[:-1]:
+    shown = []
+    for i, part in enumerate(loc[:-1]):
+        if loc[:1] == ("models",) and i == 2:  # the union's tag: the entry's kind
+            cls = _model_entry(part)
+            continue
         if isinstance(part, int) or cls is None:
+            shown.append(str(part))
             continue
         field = cls.model_fields.get(part)
         if field is None:
             break
+        shown.append(str(part))
         ann = field.annotation
         inner = getattr(ann, "__args__", None)
         candidates = [ann, *(inner or ())]
         cls = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
-        section = f"section '{'.'.join(str(p) for p in loc[:-1])}'"
+        section = f"section '{'.'.join(shown)}'"
     return section, sorted(cls.model_fields) if cls else []
 
 
-def format_validation_error(err: ValidationError, source: str) -> str:
+def _where(loc: tuple, raw: dict | None) -> str:
+    """A location for messages; a model entry is named by its name and kind (``models.1 (xgboost 'xgb')``)."""
+    if len(loc) >= 3 and loc[0] == "models" and isinstance(loc[1], int):
+        name = None
+        if raw and isinstance(raw.get("models"), list) and loc[1] < len(raw["models"]):
+            entry = raw["models"][loc[1]]
+            name = entry.get("name") if isinstance(entry, dict) else None
+        head = f"models.{loc[1]} ({loc[2]} model" + (f" '{name}')" if name else ")")
+        return ".".join([head, *(str(p) for p in loc[3:])])
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def format_validation_error(err: ValidationError, source: str, raw: dict | None = None) -> str:
     """One readable message for every problem pydantic found, naming key, section and fix."""
+    from pipeline.config.models import MODEL_KINDS
+
     lines = []
     for e in err.errors():
         loc = tuple(e["loc"])
-        where = ".".join(str(p) for p in loc) or "(top level)"
+        where = _where(loc, raw)
         if e["type"] == "extra_forbidden":
             section, allowed = _allowed_keys(RunConfig, loc)
+            if loc[:1] == ("models",) and len(loc) >= 3:
+                section = f"'{_where(loc[:-1], raw)}'"
             lines.append(f"unknown key '{loc[-1]}' in {section}; allowed keys: {', '.join(allowed)}")
+        elif e["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            got = (e.get("ctx") or {}).get("tag")
+            what = f"unknown model kind {got!r}" if got else "a model entry without 'kind'"
+            lines.append(f"'{where}': {what}; available kinds: {', '.join(MODEL_KINDS)} "
+                         "(`terrascale models` lists them with their tasks and parameters)")
         elif e["type"] == "missing":
             lines.append(f"'{where}' is required but missing")
         else:
@@ -101,7 +135,7 @@ def resolve_config(raw: dict, source: str = "(dict)") -> RunConfig:
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, source)) from None
+        raise ConfigError(format_validation_error(err, source, raw)) from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:

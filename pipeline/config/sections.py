@@ -6,19 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
-
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, assignments are validated."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from pipeline.config.models import ModelEntry
+from pipeline.config.section import Section
 
 
 class DataConfig(Section):
@@ -148,16 +139,10 @@ class SplitsConfig(Section):
         return self
 
 
-class ModelSpec(Section):
-    """One model of the comparison: a registry name and its hyper-parameters."""
-
-    name: str
-    kind: str = Field(..., description="registry key, e.g. xgboost, random_forest, climatology, mlp, unet")
-    params: dict[str, Any] = Field(default_factory=dict)
 
 
 class TrainingConfig(Section):
-    """Settings shared by the deep-model trainers."""
+    """How the models are trained (see README, "training")."""
 
     max_epochs: int = Field(20, ge=1)
     batch_size: int = Field(4096, ge=1)
@@ -165,6 +150,15 @@ class TrainingConfig(Section):
     early_stopping_patience: int = Field(5, ge=1)
     checkpoint_every: int = Field(1, ge=1, description="epochs between checkpoints")
     resume: bool = True
+    sample_rows: int | None = Field(
+        500_000, ge=1,
+        description="training rows drawn (on the workers) for the in-memory estimators; null: the whole table. "
+        "A sample larger than the table uses the table (and says so)",
+    )
+    validation_fraction: float = Field(
+        0.1, ge=0, lt=1, description="share of the training blocks held out for early stopping (never test blocks)"
+    )
+    mixed_precision: bool = Field(True, description="bfloat16/float16 autocast for the deep models on a GPU")
 
 
 class SlurmConfig(Section):
@@ -233,7 +227,7 @@ class RunConfig(Section):
     grids: GridsConfig = Field(default_factory=GridsConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     splits: SplitsConfig = Field(default_factory=SplitsConfig)
-    models: list[ModelSpec] = Field(default_factory=list)
+    models: list[ModelEntry] = Field(default_factory=list, description="models of the comparison, typed by kind")
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)

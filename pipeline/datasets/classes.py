@@ -161,7 +161,7 @@ def koppen_flag_attrs() -> dict:
     # no data (0, the sea) is a flag rather than a fill value, so the map stays uint8 when read
     return {
         "flag_values": np.arange(0, 6, dtype=np.uint8),
-        "flag_meanings": "no_data " + " ".join(f"{l}_{n}" for l, n, _ in KOPPEN_CLASSES.values()),
+        "flag_meanings": "no_data " + " ".join(f"{letter}_{n}" for letter, n, _ in KOPPEN_CLASSES.values()),
         "flag_colors": "#ffffff " + " ".join(c for _, _, c in KOPPEN_CLASSES.values()),
         "no_data_value": np.uint8(KOPPEN_NODATA),
     }

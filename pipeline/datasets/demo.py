@@ -32,7 +32,7 @@ from pipeline.datasets.synthetic import (
     generate_lai,
     generate_lulc,
 )
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InputDataError
 
 DEFAULT_REGION = "iberia"
 DEFAULT_YEARS = (2011, 2030)
@@ -99,7 +99,9 @@ def write_demo_stores(out_dir, *, region=DEFAULT_REGION, years=DEFAULT_YEARS, sc
     Parameters
     ----------
     out_dir : str or Path
-        Directory for the stores (created if needed; existing stores are replaced atomically).
+        Directory for the stores (created if needed; existing stores are replaced atomically,
+        other entries are left alone; a non-store in the place of a store is refused before
+        any work).
     region : str, Region or tuple
         Region name (``global``, ``europe``, ``iberia``, ``africa``, ``alps``) or a box
         ``"south,north,west,east"``; snapped outward to the climate grid.
@@ -123,7 +125,7 @@ def write_demo_stores(out_dir, *, region=DEFAULT_REGION, years=DEFAULT_YEARS, sc
     dict of str to pathlib.Path
         Store name (``static``, ``lulc_coarse``, ``climate``, ``lai``) → path of the store.
     """
-    from pipeline.io import write
+    from pipeline.io import check_output_path, write
 
     years = parse_years(years)
     scenarios = check_scenarios(scenarios)
@@ -132,6 +134,11 @@ def write_demo_stores(out_dir, *, region=DEFAULT_REGION, years=DEFAULT_YEARS, sc
     snapped = cwin_region(window(reg, climate_res))
     table = load_class_table(class_table)
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputDataError(f"output {out_dir} exists and is a file, but the demo stores are written into a "
+                             "directory; choose another output path or remove it yourself")
+    for name in STORE_NAMES:  # all four before any work: a user's directory in the way is refused, not deleted
+        check_output_path(out_dir / f"{name}.zarr")
     out_dir.mkdir(parents=True, exist_ok=True)
     say = progress or (lambda msg: None)
     params = demo_parameters(region=reg, years=years, scenarios=scenarios, seed=seed, lulc_res=lulc_res,

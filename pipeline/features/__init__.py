@@ -55,6 +55,7 @@ from pipeline.features.cells import CELL, SPATIAL_DIMS, CellIndex, make_cell_ind
 from pipeline.features.columns import categories_of, make_categorical, time_values
 from pipeline.features.device import get_backend, read_zarr_block_gpu
 from pipeline.features.flatten import flatten, flatten_dask
+from pipeline.features.lulc import LulcTable, lulc_table
 from pipeline.features.missing import apply_missing, fit_missing, missing_policies
 from pipeline.features.stage import builder_from_config, run_features
 from pipeline.features.stores import STORE_FILES, find_stores, input_stores, open_stores
@@ -75,6 +76,7 @@ __all__ = [
     "SPATIAL_DIMS",
     "STORE_FILES",
     "Broadcast",
+    "LulcTable",
     "CellIndex",
     "FeatureBuilder",
     "apply_missing",
@@ -86,6 +88,7 @@ __all__ = [
     "flatten_dask",
     "get_backend",
     "input_stores",
+    "lulc_table",
     "make_broadcast",
     "make_categorical",
     "make_cell_index",

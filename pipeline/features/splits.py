@@ -36,7 +36,7 @@ from pipeline.sphere import EARTH_RADIUS, box_areas, edges_from_centres
 #: Categories of the ``split`` column, in this order (codes 0..3).
 SPLIT_LABELS: tuple[str, ...] = ("train", "test", "buffer", "excluded")
 TRAIN, TEST, BUFFER, EXCLUDED = range(4)
-#: Earth radius (km) of the cell areas: :data:`pipeline.grids.EARTH_RADIUS`, as grids and weights use.
+#: Earth radius (km) of the cell areas: :data:`pipeline.sphere.EARTH_RADIUS`, as grids and weights use.
 EARTH_RADIUS_KM = EARTH_RADIUS / 1000.0
 _TOL = 1e-9
 

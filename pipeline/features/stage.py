@@ -7,7 +7,7 @@ from pathlib import Path
 from pipeline.features.builder import FeatureBuilder
 from pipeline.features.device import get_backend
 from pipeline.features.stores import input_stores, open_stores
-from pipeline.features.table import write_feature_table
+from pipeline.features.table import check_feature_table_output, write_feature_table
 
 
 def builder_from_config(cfg, *, backend=None, notify=None) -> FeatureBuilder:
@@ -26,8 +26,9 @@ def run_features(cfg, *, backend=None, progress=None, notify=None) -> dict:
     """The features stage: build the table, write it to ``<run_dir>/features`` and the resolved config."""
     from pipeline.config import write_resolved_config
 
+    out_dir = check_feature_table_output(Path(cfg.run_dir) / "features")  # before the inputs are generated or read
     builder = builder_from_config(cfg, backend=backend, notify=notify)
-    meta = write_feature_table(builder, Path(cfg.run_dir) / "features", progress=progress)
+    meta = write_feature_table(builder, out_dir, progress=progress)
     write_resolved_config(cfg, cfg.run_dir)
     meta["path"] = str(Path(cfg.run_dir) / "features")
     meta["backend"] = builder.be.name

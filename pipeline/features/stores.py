@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def _recorded_demo_parameters(inputs: Path) -> tuple[dict | None, str]:
 
             raw = dict(zarr.open_group(str(inputs / f), mode="r").attrs).get(DEMO_ATTR)
             found[f] = json.loads(raw) if isinstance(raw, str) else raw
-        except Exception as err:  # a probe: unreadable stores are regenerated, not reported
+        except Exception as err:  # noqa: BLE001  (a probe: unreadable stores are regenerated, not reported)
             return None, f"{f} unreadable ({type(err).__name__})"
     if any(v is None for v in found.values()):
         return None, "no generating parameters recorded in the stores"
@@ -85,6 +86,8 @@ def input_stores(cfg, *, notify=None) -> dict[str, Path]:
     regenerated into a temporary directory that then replaces ``<run_dir>/inputs`` atomically,
     and ``notify`` (default: a logging warning) is told why.
     """
+    from pipeline.io import check_output
+
     if cfg.data.source == "stores":
         return find_stores(cfg.data.root)
     try:
@@ -105,6 +108,7 @@ def input_stores(cfg, *, notify=None) -> dict[str, Path]:
         recorded, why = _recorded_demo_parameters(inputs)
         if recorded == wanted:
             return find_stores(inputs)
+        check_output(inputs, directory=True, kind=DEMO_INPUTS_KIND, replaces=is_demo_inputs)  # never a user's directory
         notify(f"regenerating the demo inputs in {inputs}: "
                + (why if recorded is None else f"they were generated with other settings ({_describe_changes(recorded, wanted)})"))
     else:
@@ -113,18 +117,47 @@ def input_stores(cfg, *, notify=None) -> dict[str, Path]:
     return find_stores(inputs)
 
 
-def _write_demo_atomically(inputs: Path, write_demo_stores, kwargs: dict) -> None:
-    """Write the demo stores into a hidden sibling of ``inputs``, then move it onto ``inputs``."""
-    import shutil
+DEMO_INPUTS_KIND = f"a directory of demo input stores ({', '.join(STORE_FILES.values())})"
 
-    from pipeline.io import replace_atomically, temporary_sibling
 
-    if inputs.exists() and not inputs.is_dir():
-        raise InputDataError(f"{inputs} exists and is not a directory; remove it so the demo inputs can be written there")
-    inputs.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temporary_sibling(inputs)
+def is_demo_inputs(path: str | Path) -> bool:
+    """Whether ``path`` holds demo input stores and nothing else, so that it may be regenerated.
+
+    Parameters
+    ----------
+    path : str or Path
+        Directory to look at (``<run_dir>/inputs``).
+
+    Returns
+    -------
+    bool
+        ``True`` when every entry is one of the store names of :data:`STORE_FILES` and a Zarr
+        store, or a hidden temporary of one (left by an interrupted write).
+    """
+    from pipeline.io import is_zarr_store
+
+    path = Path(path)
     try:
+        names = os.listdir(path)
+    except OSError:
+        return False
+    stores = set(STORE_FILES.values())
+    for name in names:
+        if name in stores and is_zarr_store(path / name):
+            continue
+        if name.startswith(".") and any(name.startswith(f".{s}.tmp-") for s in stores):
+            continue
+        return False
+    return True
+
+
+def _write_demo_atomically(inputs: Path, write_demo_stores, kwargs: dict) -> None:
+    """Write the demo stores into a hidden sibling of ``inputs``, then move it onto ``inputs``.
+
+    An existing ``inputs`` is replaced only when it holds demo stores only
+    (:func:`is_demo_inputs`); a directory with anything else in it is refused, never deleted.
+    """
+    from pipeline.io import atomic_output
+
+    with atomic_output(inputs, directory=True, kind=DEMO_INPUTS_KIND, replaces=is_demo_inputs) as tmp:
         write_demo_stores(tmp, **kwargs)
-        replace_atomically(tmp, inputs)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)

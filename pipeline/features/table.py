@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ import pandas as pd
 from pipeline.errors import InputDataError
 from pipeline.features.device import get_backend
 from pipeline.features.missing import apply_missing, fit_missing, missing_policies
-from pipeline.io import replace_atomically, temporary_sibling
+from pipeline.io import atomic_output, check_output
 
 if TYPE_CHECKING:
     from pipeline.features.builder import FeatureBuilder
@@ -60,30 +59,77 @@ def write_partition(part, path: str | Path) -> None:
         del table
 
 
+FEATURE_TABLE_KIND = f"a feature table (Parquet partitions and {META_FILE}, written by terrascale)"
+
+
+def is_feature_table(path: str | Path) -> bool:
+    """Whether ``path`` is a feature table directory written by :func:`write_feature_table`.
+
+    Parameters
+    ----------
+    path : str or Path
+        Directory to look at.
+
+    Returns
+    -------
+    bool
+        ``True`` when it holds a readable ``features.json`` listing its partitions.
+    """
+    meta = Path(path) / META_FILE
+    try:
+        record = json.loads(meta.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and "partitions" in record and "version" in record
+
+
+def check_feature_table_output(out_dir: str | Path) -> Path:
+    """Refuse ``out_dir`` unless it is absent, empty or an earlier feature table; before any work.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+        Directory the table is written to.
+
+    Returns
+    -------
+    pathlib.Path
+        ``out_dir`` as a Path.
+
+    Raises
+    ------
+    InputDataError
+        When a file or another directory is in the way (it is never deleted).
+    """
+    return check_output(out_dir, directory=True, kind=FEATURE_TABLE_KIND, replaces=is_feature_table)
+
+
 def write_feature_table(builder: FeatureBuilder, out_dir: str | Path, *, progress=None) -> dict:
     """Write the table as Parquet partitions into ``out_dir`` atomically (temp dir + rename).
 
     Files ``part-00000.parquet``, … hold the partitions in row order (after the missing-value
     policy); ``features.json`` holds the schema, categories, missing-value record, split
     summary, the grid and the row-order contract. Nothing is left under ``out_dir`` if writing
-    fails. Returns the metadata dict.
+    fails. An existing ``out_dir`` is replaced only when it is an earlier feature table (or
+    empty); anything else is refused before any work (:func:`check_feature_table_output`).
+    Returns the metadata dict.
     """
     from pipeline.features.splits import SplitSummary
 
-    out_dir = Path(out_dir)
+    out_dir = check_feature_table_output(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     meta0 = builder.meta()
     cats = builder.categorical_columns()
     policies = missing_policies(list(meta0.columns), builder.features, builder.target, cats)
     needs_fit = any(p["action"] == "mean" for p in policies.values())
     record = fit_missing(builder.iter_partitions(), policies) if needs_fit else fit_missing([], policies)
-    tmp = temporary_sibling(out_dir)
-    tmp.mkdir()
     summary = SplitSummary(builder.index.lat, builder.index.lon) if builder.cell_split is not None else None
     nmiss = dict.fromkeys(policies, 0)
     rows = mem = 0
     files = []
-    try:
+    # the temporary is removed if anything fails, and renamed onto out_dir when all went well
+    with atomic_output(out_dir, directory=True, kind=FEATURE_TABLE_KIND, replaces=is_feature_table) as tmp:
+        tmp.mkdir()
         for i in range(builder.npartitions):
             part, counts = apply_missing(builder.partition(i), record)
             for c, n in counts.items():
@@ -118,10 +164,6 @@ def write_feature_table(builder: FeatureBuilder, out_dir: str | Path, *, progres
             "scenarios": [s for s in builder.scenarios if s is not None],
         }
         (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_jsonable))
-        replace_atomically(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return meta
 
 

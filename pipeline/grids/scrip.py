@@ -2,7 +2,7 @@
 accepts as ``cdo remapcon,grid.nc``, and read one back as a :class:`~pipeline.grids.Grid`.
 
 Only grids whose cells are latitude-longitude boxes in rows can be read (rectilinear, or reduced
-rows of equal cells); :func:`open_netcdf` is shared with the weight files of :mod:`pipeline.weights`.
+rows of equal cells); files are opened with :func:`pipeline.io.open_netcdf`, as the weight files are.
 """
 
 from __future__ import annotations

@@ -11,7 +11,12 @@ import numpy as np
 
 from pipeline.errors import InputDataError
 from pipeline.grids.types import RectilinearGrid
+from pipeline.io import LAT_NAMES, LON_NAMES
 from pipeline.sphere import edges_from_centres
+
+# the one name list of pipeline.io.coords, compared without case as dimension names
+_LAT = frozenset(n.lower() for n in LAT_NAMES)
+_LON = frozenset(n.lower() for n in LON_NAMES)
 
 
 @dataclass
@@ -37,9 +42,9 @@ def source_axes(da, *, name: str = "input") -> SourceAxes:
         c = da[d] if d in da.coords else None
         attrs = c.attrs if c is not None else {}
         low = str(d).lower()
-        if attrs.get("standard_name") == "latitude" or attrs.get("axis") == "Y" or low in ("lat", "latitude", "y", "rlat", "nav_lat"):
+        if attrs.get("standard_name") == "latitude" or attrs.get("axis") == "Y" or low in _LAT:
             lat_dim = d
-        elif attrs.get("standard_name") == "longitude" or attrs.get("axis") == "X" or low in ("lon", "longitude", "x", "rlon", "nav_lon"):
+        elif attrs.get("standard_name") == "longitude" or attrs.get("axis") == "X" or low in _LON:
             lon_dim = d
     if lat_dim is None or lon_dim is None or lat_dim not in da.coords or lon_dim not in da.coords:
         raise InputDataError(f"{name}: variable {da.name!r} needs latitude and longitude dimension coordinates "

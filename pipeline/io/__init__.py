@@ -7,7 +7,9 @@ mislabelled file gives a clear message rather than a backend's traceback.
 
 Writing: :func:`write` writes to a temporary sibling and renames it into place. A crash mid-way
 therefore never leaves a half-written store under the final name, where a later stage would
-trust it.
+trust it. An existing path is replaced only by an output of the same kind (a file by a file, a
+Zarr store by a Zarr store) and never when it is an input (:func:`check_output_path`, to call
+before any work); temporaries left by killed writers are removed by the next write.
 
 Validation (:func:`validate_dataset`, :func:`harmonise`) checks coordinates, bounds, units,
 ranges and NaN fractions of an input; :func:`find_lat_lon` is the one latitude/longitude finder.
@@ -20,8 +22,14 @@ files and directories), ``netcdf`` (grid and weight files), ``coords`` (the lat/
 from __future__ import annotations
 
 from pipeline.io.atomic import (
+    atomic_output,
+    check_not_input,
+    check_output,
+    expect_output,
+    is_zarr_store,
     probe_writable,
     remove_path,
+    remove_stale_temporaries,
     replace_atomically,
     temporary_sibling,
     write_text_atomically,
@@ -31,6 +39,7 @@ from pipeline.io.netcdf import open_netcdf
 from pipeline.io.stores import (
     NETCDF_SUFFIXES,
     ZARR_SUFFIX,
+    check_output_path,
     detect_format,
     open_dataset,
     output_format,
@@ -50,8 +59,15 @@ from pipeline.io.validate import (
 )
 
 __all__ = [
+    "atomic_output",
+    "check_not_input",
+    "check_output",
+    "check_output_path",
+    "expect_output",
+    "is_zarr_store",
     "probe_writable",
     "remove_path",
+    "remove_stale_temporaries",
     "KNOWN_VARIABLES",
     "LAT_NAMES",
     "LAT_UNITS",

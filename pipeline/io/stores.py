@@ -13,12 +13,7 @@ import xarray as xr
 
 from pipeline import __version__
 from pipeline.errors import InputDataError
-from pipeline.io.atomic import (
-    probe_writable,
-    remove_path,
-    replace_atomically,
-    temporary_sibling,
-)
+from pipeline.io.atomic import ZARR_METADATA_FILES, atomic_output, check_output, is_zarr_store, probe_writable
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf")
 
@@ -29,7 +24,7 @@ ZARR_SUFFIX = ".zarr"
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
-_ZARR_META = ("zarr.json", ".zgroup", ".zarray", ".zmetadata")
+_ZARR_META = ZARR_METADATA_FILES
 
 
 def detect_format(path: str | Path) -> str:
@@ -141,6 +136,35 @@ def output_format(path: str | Path) -> str:
     raise InputDataError(f"output {path} has suffix '{suffix}'; use .nc for NetCDF or .zarr for Zarr")
 
 
+def check_output_path(path: str | Path, *, inputs=()) -> Path:
+    """Refuse an output path of :func:`write` that would lose data; call it before any work.
+
+    An existing ``.nc`` output may be replaced only if it is a file, an existing ``.zarr``
+    output only if it is a Zarr store (or an empty directory); neither may be one of
+    ``inputs`` (same path, symlink or hard link) nor contain one.
+
+    Parameters
+    ----------
+    path : str or Path
+        Output ``.nc`` file or ``.zarr`` store.
+    inputs : iterable of str or Path
+        What the command reads (paths or glob patterns).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path`` as a Path.
+
+    Raises
+    ------
+    InputDataError
+        With the path and the fix (see :func:`pipeline.io.atomic.check_output`).
+    """
+    zarr = output_format(path) == "zarr"
+    return check_output(path, directory=zarr, kind="a Zarr store" if zarr else "a NetCDF file",
+                        replaces=is_zarr_store if zarr else None, inputs=inputs)
+
+
 def write(
     ds: xr.Dataset,
     path: str | Path,
@@ -153,7 +177,9 @@ def write(
     """Write a dataset to NetCDF or Zarr (by suffix) atomically, with provenance attributes.
 
     The data go to a hidden temporary sibling first, which is renamed onto ``path`` only after
-    the write finished; an existing output is replaced only then.
+    the write finished; an existing output is replaced only then, and only when it is of the
+    same kind (see :func:`check_output_path`): a user's directory named like the output is
+    never deleted. Stale temporaries of ``path`` left by killed writers are removed first.
 
     Parameters
     ----------
@@ -170,23 +196,25 @@ def write(
     -------
     pathlib.Path
         The final path.
+
+    Raises
+    ------
+    InputDataError
+        When ``path`` exists and is not of the same kind, or cannot be written.
     """
     path = Path(path)
     fmt = output_format(path)
+    zarr = fmt == "zarr"
     out = ds.copy(deep=False)
     out.attrs = provenance_attrs(ds.attrs, config_sha256=config_sha256, history=history, source=source)
-    tmp = temporary_sibling(path)
-    probe_writable(tmp, path)
-    try:
+    with atomic_output(path, directory=zarr, kind="a Zarr store" if zarr else "a NetCDF file",
+                       replaces=is_zarr_store if zarr else None) as tmp:
+        probe_writable(tmp, path)
         if fmt == "netcdf":
             out.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
         else:
             _drop_stale_chunk_encoding(out)
             out.to_zarr(tmp, mode="w", encoding=encoding, consolidated=False, zarr_format=3)
-        replace_atomically(tmp, path)
-    except BaseException:
-        remove_path(tmp)
-        raise
     return path
 
 

@@ -189,7 +189,7 @@ def test_bad_inputs():
     with pytest.raises(ConfigError, match="engine"):
         conservative_mean(da, "10deg", engine="fortran")
     try:
-        import cupy  # noqa: F401
+        import cupy
 
         has_gpu = cupy.cuda.runtime.getDeviceCount() > 0
     except Exception:  # noqa: BLE001

@@ -1,11 +1,12 @@
-"""Fixtures of the features tests: tiny synthetic input stores (see feature_stores.py)."""
+"""Fixtures of the features tests: tiny synthetic input stores (see tests/helpers/feature_stores.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from feature_stores import write_synthetic_stores
+
+from tests.helpers.feature_stores import write_synthetic_stores
 
 
 @pytest.fixture(scope="session")

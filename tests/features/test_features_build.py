@@ -157,7 +157,7 @@ def test_written_table_reads_back_with_categories(built, tmp_path):
 
 
 def test_non_nesting_grid_without_rule_is_an_error(tmp_path):
-    from feature_stores import write_synthetic_stores
+    from tests.helpers.feature_stores import write_synthetic_stores
 
     write_synthetic_stores(tmp_path, climate_res=0.27, lulc_res=0.27, years=(2001, 2001))  # 0.27 is no multiple of 0.05
     with pytest.raises(InputDataError) as err:

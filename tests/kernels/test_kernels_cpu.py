@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import kernel_cases as kc
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -11,6 +10,7 @@ from hypothesis import strategies as st
 
 from kernels import cpu, get_engine
 from kernels import reference as ref
+from tests.helpers import kernel_cases as kc
 
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.config import config_sha256, load_config
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 runner = CliRunner()
 
 
@@ -97,7 +97,7 @@ def test_bad_config_exit_code_and_message(tmp_path):
 
 
 def test_gpu_backend_without_gpu_via_cli():
-    from optional import gpu_available
+    from tests.helpers.optional import gpu_available
 
     if gpu_available():
         pytest.skip("this machine has a GPU")

@@ -1,17 +1,17 @@
 """kernels.gpu on a real GPU (CuPy) against the numpy reference. Marked ``gpu``: skipped without
-CuPy or a CUDA device (tests/kernel_tests/test_kernels_cuda_source.py checks the same kernels and
+CuPy or a CUDA device (tests/kernels/test_kernels_cuda_source.py checks the same kernels and
 launchers on the CPU through the serial emulation)."""
 
 from __future__ import annotations
 
-import cuda_tools
-import kernel_cases as kc
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 
 from kernels import gpu
 from kernels import reference as ref
+from tests.helpers import cuda_tools
+from tests.helpers import kernel_cases as kc
 
 pytestmark = pytest.mark.gpu
 SETTINGS = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import xarray as xr
-from sample_grids import make_grid_dataset
 
 from pipeline.errors import InputDataError
 from pipeline.io import derive_bounds, find_lat_lon, validate_dataset
+from tests.helpers.sample_grids import make_grid_dataset
 
 
 def test_clean_dataset_passes_and_gets_bounds(grid_dataset):

@@ -8,7 +8,7 @@
 //   one thread. ts_emu_launch(grid, block, kernel, args...) sets gridDim/blockDim and calls the
 //   kernel once per (block, thread), looping z, y, x over blocks and then over threads, in
 //   forward order or (ts_emu_order = 1) in reverse, to catch kernels that rely on an order.
-//   tests/cuda_tools.py generates an `extern "C"` wrapper per kernel around ts_emu_launch and
+//   tests/helpers/cuda_tools.py generates an `extern "C"` wrapper per kernel around ts_emu_launch and
 //   calls it through ctypes with numpy buffers.
 //
 // Limits (what the emulation cannot check)

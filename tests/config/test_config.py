@@ -15,7 +15,7 @@ from pipeline.config import (
 )
 from pipeline.errors import ConfigError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "configs" / "demo.yaml"
 
 
@@ -61,7 +61,7 @@ def test_overrides_nested_list_and_yaml_values():
                               "grids.targets=[F32, 1deg]", "cluster.n_workers=1"])
     assert cfg.data.region == "europe"
     assert cfg.data.years == (2001, 2010)
-    assert cfg.models[1].params["max_depth"] == 4
+    assert cfg.models[1].params.max_depth == 4
     assert cfg.grids.targets == ["F32", "1deg"]
     assert cfg.cluster.n_workers == 1
 
@@ -148,3 +148,18 @@ def test_resolved_config_into_unwritable_place(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(ConfigError, match="cannot write the resolved config"):
         write_resolved_config(load_config(DEMO), blocker / "run")
+
+
+def test_model_entries_are_typed_by_kind():
+    cfg = load_config(DEMO)
+    kinds = [m.kind for m in cfg.models]
+    assert "xgboost" in kinds and type(cfg.models[kinds.index("xgboost")].params).__name__ == "XGBoostParams"
+    with pytest.raises(ConfigError, match="unknown model kind 'xgbost'; available kinds: coarse_prior"):
+        load_config(DEMO, ["models.1.kind=xgbost"])
+    with pytest.raises(ConfigError, match=r"unknown key 'max_dept' in 'models.1 \(xgboost model 'xgboost'\).params'; "
+                                          r"allowed keys: .*max_depth"):
+        load_config(DEMO, ["models.1.params.max_dept=4"])
+    with pytest.raises(ConfigError, match=r"models.0 \(climatology model 'clim'\).params.min_count"):
+        load_config(DEMO, ["models.0.name=clim", "models.0.params.min_count=0"])
+    with pytest.raises(ConfigError, match="hidden"):
+        load_config(DEMO, ["models.3.params.hidden=[0]"])

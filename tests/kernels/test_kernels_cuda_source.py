@@ -1,11 +1,9 @@
 """The CUDA C kernels without a GPU: compiled to PTX for sm_80/sm_90 with nvcc, and compiled with
-g++ plus tests/cuda_emulation.h, then run serially through kernels.gpu.Engine (the same launchers
+g++ plus tests/helpers/cuda_emulation.h, then run serially through kernels.gpu.Engine (the same launchers
 as on the GPU, with numpy in place of cupy) and compared with the numpy reference."""
 
 from __future__ import annotations
 
-import cuda_tools
-import kernel_cases as kc
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,6 +11,8 @@ from hypothesis import strategies as st
 
 from kernels import gpu
 from kernels import reference as ref
+from tests.helpers import cuda_tools
+from tests.helpers import kernel_cases as kc
 
 SOURCE = gpu.CUDA_SOURCE
 KERNELS = set(cuda_tools.parse_kernels(SOURCE.read_text()))

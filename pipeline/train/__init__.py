@@ -1,0 +1,17 @@
+"""Training on the dask cluster: PyTorch data-parallel ranks on the workers.
+
+:func:`run_data_parallel` runs a function as one ``DistributedDataParallel`` rank per dask worker
+(gloo on the CPU, nccl on GPUs); :func:`fit_data_parallel` fits a regression module that way.
+:func:`fit_xgboost_dask` grows XGBoost trees over the workers from the lazily read table
+(``DaskQuantileDMatrix``); :func:`sample_rows` draws the row sample of the in-memory estimators
+on the workers.
+"""
+
+from __future__ import annotations
+
+from pipeline.train.boosting import booster_params, fit_xgboost_dask
+from pipeline.train.ddp import DataParallelResult, fit_data_parallel, run_data_parallel
+from pipeline.train.sampling import sample_rows
+
+__all__ = ["DataParallelResult", "booster_params", "fit_data_parallel", "fit_xgboost_dask", "run_data_parallel",
+           "sample_rows"]
