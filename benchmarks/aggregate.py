@@ -94,7 +94,7 @@ def rel_diff(a, b, skip_rows=0):
 
 
 def modis_field():
-    from pipeline.datasets._readers import StripTiff
+    from pipeline.datasets.readers import StripTiff
     from pipeline.datasets.sources import SOURCES
 
     with StripTiff(SOURCES["igbp"].path()) as tif:
@@ -112,7 +112,7 @@ def modis_field():
 
 
 def koppen_array():
-    from pipeline.datasets._readers import StripTiff
+    from pipeline.datasets.readers import StripTiff
     from pipeline.datasets.sources import SOURCES
 
     with StripTiff(SOURCES["koppen"].path()) as tif:

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.datasets._grid import GridWindow
+from pipeline.datasets.window import GridWindow
 from pipeline.errors import InputDataError
 from pipeline.features.splits import cell_areas_km2
 from pipeline.grids import parse_grid

@@ -19,16 +19,22 @@ Modules: ``continuous`` (mean, sub-grid statistics), ``categorical`` (class and 
 majority), ``crosswalk`` (class → PFT tables), ``methods`` (the method table shared by
 :func:`apply_weights` and the CLI), ``plan`` (weights bound to a source array, one plan class per
 weights type), ``stream`` (the engine, chosen once, and the streamed row chunks), ``cf`` (CF
-output).
+output), ``select`` (one field out of a variable with extra dimensions: ``--select``).
+
+Work that cannot fit in memory (accumulators on a huge target grid, a lookup table for class
+codes of 1e11) is refused up front with the estimate and the limit (:mod:`pipeline.grids.limits`);
+a mean or statistics of a categorical map (CF ``flag_values``) is refused; weights read from a file
+are refused for an input whose cell centres are not the file's source centres.
 """
 
 from __future__ import annotations
 
 from pipeline.aggregate.categorical import class_fractions, majority_class
 from pipeline.aggregate.cf import to_dataset
-from pipeline.aggregate.continuous import conservative_mean, subgrid_stats
+from pipeline.aggregate.continuous import conservative_mean, refuse_categorical, subgrid_stats
 from pipeline.aggregate.crosswalk import check_crosswalk, read_crosswalk
 from pipeline.aggregate.methods import METHODS, apply_weights, method_function
+from pipeline.aggregate.select import extra_dims, select_fields
 from pipeline.aggregate.stream import CHUNK_VALUES
 
 __all__ = [
@@ -38,9 +44,12 @@ __all__ = [
     "check_crosswalk",
     "class_fractions",
     "conservative_mean",
+    "extra_dims",
     "majority_class",
     "method_function",
     "read_crosswalk",
+    "refuse_categorical",
+    "select_fields",
     "subgrid_stats",
     "to_dataset",
 ]

@@ -15,6 +15,7 @@ from pipeline.aggregate.crosswalk import crosswalk_matrix
 from pipeline.aggregate.plan import valid_fraction
 from pipeline.aggregate.stream import lead_dims, prepare, read_rows, row_chunks
 from pipeline.errors import ConfigError, InputDataError
+from pipeline.grids import check_memory
 from pipeline.weights import Weights
 
 
@@ -89,6 +90,11 @@ def missing_codes(da, missing):
     return sorted({c for c in codes if 0 <= c <= hi})
 
 
+def _out_dtype(classes) -> np.dtype:
+    """int32 for the class codes of an output, int64 when a code does not fit (e.g. 1e11)."""
+    return np.dtype(np.int32 if max(classes) <= np.iinfo(np.int32).max else np.int64)
+
+
 def _class_names(da, classes, names):
     if names is not None:
         names = list(names)
@@ -119,11 +125,20 @@ def class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name):
     K, xp = eng.kernels, eng.xp
     lead, nb = lead_dims(da, plan)
     if nb != 1:
-        raise InputDataError(f"{name}: categorical variable {da.name!r} has extra dimensions {lead}; select one "
-                             f"(e.g. da.isel({lead[0]}=0)) per call")
+        sizes = ", ".join(f"{d} ({da.sizes[d]})" for d in lead)
+        raise InputDataError(f"{name}: categorical variable {da.name!r} has extra dimensions {sizes}; class maps are "
+                             f"aggregated one at a time: select one {lead[0]} (on the command line --select "
+                             f"{lead[0]}=VALUE or --select '{lead[0]}[0]'; in Python: da.isel({lead[0]}=0))")
     is_float = np.dtype(da.dtype).kind == "f"
     itemsize = np.dtype(da.dtype).itemsize if not is_float else 4
-    lut_len = max(classes) + 1
+    # declared classes the data's dtype cannot hold (a code 1e11 in uint8 data) can never occur:
+    # their fraction is 0, and they do not size the lookup table
+    _, hi_code = _code_range(da.dtype)
+    if is_float and max(classes) > hi_code:
+        raise ConfigError(f"{name}: class codes of {da.name!r} (stored as floats, read as 32-bit integers) must be at "
+                          f"most {hi_code:,}, got {max(classes):,}; number the classes with small integers")
+    in_range = [(k, c) for k, c in enumerate(classes) if c <= hi_code]
+    lut_len = max([c for _, c in in_range], default=0) + 1
     if not is_float and itemsize <= 2:
         lut_len = max(lut_len, 2 ** (8 * itemsize))  # every code of the dtype inside the table
     # missing codes far beyond the classes (e.g. a uint32 fill 4294967295) do not size the table:
@@ -131,9 +146,13 @@ def class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name):
     small = [m for m in miss if m < max(lut_len, _LUT_MISSING_MAX)]
     far = [m for m in miss if m >= max(lut_len, _LUT_MISSING_MAX)]
     lut_len = max([lut_len] + [m + 1 for m in small])
+    check_memory(lut_len * 16.0, f"{name}: the class lookup table of {da.name!r} (class codes up to {lut_len - 1:,})",
+                 "number the classes with small integers (e.g. `cdo setvals`), or declare only the classes "
+                 "present (--classes)")
     # slot nc collects codes that are not declared: an error after the pass, naming them
     lut = np.full(lut_len + (1 if far else 0), nc, dtype=np.int64)
-    lut[classes] = np.arange(nc)
+    if in_range:
+        lut[[c for _, c in in_range]] = [k for k, _ in in_range]
     lut[small] = -1
     if far:
         lut[lut_len] = -1
@@ -210,8 +229,9 @@ def class_fractions(da: xr.DataArray, grid=None, *, classes=None, crosswalk=None
     vf = valid_fraction(valid, plan).reshape(shp)
     coords["valid_fraction"] = (dims, vf, {"long_name": "fraction of the cell area with valid input", "units": "1"})
     if crosswalk is None:
-        coords[dim] = (dim, np.asarray(classes, dtype=np.int32),
-                       {"long_name": "class code", "flag_values": np.asarray(classes, dtype=np.int32),
+        cdt = _out_dtype(classes)
+        coords[dim] = (dim, np.asarray(classes, dtype=cdt),
+                       {"long_name": "class code", "flag_values": np.asarray(classes, dtype=cdt),
                         "flag_meanings": " ".join(s.replace(" ", "_") for s in labels)})
         coords[f"{dim}_name"] = (dim, np.asarray(labels, dtype=object))
     else:
@@ -230,13 +250,14 @@ def majority_class(da: xr.DataArray, grid=None, *, classes=None, missing=None, c
     classes = _declared_classes(da, classes, missing, func="majority_class")
     areas, plan, lead = class_areas(da, grid, weights, classes, missing, engine, chunk_rows, name)
     idx = np.argmax(areas, axis=1)
-    out = np.asarray(classes, dtype=np.int32)[idx]
+    cdt = _out_dtype(classes)
+    out = np.asarray(classes, dtype=cdt)[idx]
     out[areas.sum(1) <= 0] = -1
     coords, dims, shp = out_coords(da, plan, ())
     names = _class_names(da, classes, class_names)
     attrs = {"long_name": f"majority class of {da.attrs.get('long_name', da.name)}",
-             "flag_values": np.asarray(classes, dtype=np.int32), "flag_meanings": " ".join(n.replace(" ", "_") for n in names),
+             "flag_values": np.asarray(classes, dtype=cdt), "flag_meanings": " ".join(n.replace(" ", "_") for n in names),
              "cell_methods": cell_methods_of(da, "mode")}
     res = xr.DataArray(out.reshape(shp), dims=dims, coords=coords, name=f"{da.name}_majority", attrs=attrs)
-    res.encoding["_FillValue"] = np.int32(-1)
+    res.encoding["_FillValue"] = cdt.type(-1)
     return res

@@ -9,8 +9,32 @@ import xarray as xr
 from pipeline.aggregate.cf import base_attrs, cell_methods_of, wrap
 from pipeline.aggregate.plan import valid_fraction
 from pipeline.aggregate.stream import lead_dims, prepare, read_rows, row_chunks
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InputDataError
 from pipeline.weights import Weights
+
+
+def refuse_categorical(da: xr.DataArray, name: str) -> None:
+    """Refuse a mean or statistics of a categorical map: averaging class codes gives no class.
+
+    Categorical: CF ``flag_values`` or ``flag_masks``, or integer data with ``flag_meanings``.
+
+    Raises
+    ------
+    InputDataError
+        ``"VAR of FILE is categorical (flag_values ...); use --method fractions or majority"``.
+    """
+    a = da.attrs
+    if a.get("flag_values") is not None:
+        vals = np.atleast_1d(np.asarray(a["flag_values"])).ravel()
+        what = f"flag_values {' '.join(str(v) for v in vals[:8])}{' ...' if vals.size > 8 else ''}"
+    elif a.get("flag_masks") is not None:
+        what = "flag_masks: bit flags"
+    elif np.dtype(da.dtype).kind in "iu" and a.get("flag_meanings") is not None:
+        what = f"integer codes with flag_meanings '{str(a['flag_meanings'])[:60]}'"
+    else:
+        return
+    raise InputDataError(f"{da.name} of {name} is categorical ({what}); a mean of class codes is no class: use "
+                         "--method fractions or majority (class_fractions or majority_class in Python)")
 
 
 def conservative_mean(da: xr.DataArray, grid=None, *, skipna: bool = True, min_valid_fraction: float = 0.0,
@@ -24,6 +48,8 @@ def conservative_mean(da: xr.DataArray, grid=None, *, skipna: bool = True, min_v
     """
     if not 0.0 <= min_valid_fraction <= 1.0:
         raise ConfigError(f"min_valid_fraction must be in [0, 1], got {min_valid_fraction}")
+    if isinstance(da, xr.DataArray):
+        refuse_categorical(da, name)
     plan, eng = prepare(da, grid, weights, engine, name)
     K, xp = eng.kernels, eng.xp
     lead, nb = lead_dims(da, plan)
@@ -65,6 +91,8 @@ def subgrid_stats(da: xr.DataArray, grid=None, *, stats=("std", "min", "max"), m
         raise ConfigError(f"unknown statistics {sorted(unknown)}; choose from mean, std, min, max")
     if not 0.0 <= min_valid_fraction <= 1.0:
         raise ConfigError(f"min_valid_fraction must be in [0, 1], got {min_valid_fraction}")
+    if isinstance(da, xr.DataArray):
+        refuse_categorical(da, name)
     plan, eng = prepare(da, grid, weights, engine, name)
     K, xp = eng.kernels, eng.xp
     lead, nb = lead_dims(da, plan)

@@ -16,7 +16,7 @@ import xarray as xr
 
 from kernels import to_host
 from pipeline.errors import InputDataError
-from pipeline.grids import Grid, parse_grid, source_axes
+from pipeline.grids import Grid, check_memory, parse_grid, source_axes
 from pipeline.weights import (
     RowwiseWeights,
     SeparableWeights,
@@ -24,6 +24,10 @@ from pipeline.weights import (
     Weights,
     compute_weights,
 )
+
+#: Bytes per target cell besides the accumulators: cell boxes and areas, covered area, valid
+#: fraction and the output coordinates.
+TARGET_CELL_BYTES = 80
 
 
 def _span(key_sorted, r0, r1) -> slice:
@@ -58,7 +62,21 @@ class Plan:
         raise NotImplementedError
 
     def new_acc(self, nb: int, n: int, *, classes: int | None = None, fill=0.0) -> list:
-        """``n`` accumulators of shape (nb, target) or (target, classes), filled with ``fill``."""
+        """``n`` accumulators of shape (nb, target) or (target, classes), filled with ``fill``.
+
+        Refused with a :class:`~pipeline.errors.ConfigError` (the estimate and the limit) when
+        they, their host copies, the output and the per-cell areas cannot fit in memory.
+        """
+        width = classes if classes else nb
+        what = (f"{width:,} classes" if classes else f"{nb:,} fields") + f" on {self.n_dst:,} target cells"
+        grid = self.out_grid.name if self.out_grid is not None else "the weights' grid"
+        fix = ("choose a coarser target grid or a smaller region" + ("" if classes else
+               ", or aggregate fewer fields at a time (select them: --select DIM=VALUE)"))
+        check_memory(float(self.n_dst) * (width * (2 * n + 1) * 8 + TARGET_CELL_BYTES),
+                     f"aggregating onto {grid} ({what})", fix)
+        return self._new_acc(nb, n, classes=classes, fill=fill)
+
+    def _new_acc(self, nb: int, n: int, *, classes: int | None = None, fill=0.0) -> list:
         raise NotImplementedError
 
     def finish(self, acc, *, classes: bool = False) -> tuple:
@@ -92,7 +110,7 @@ class SeparablePlan(Plan):
         s = _span(self.rows[0], r0, r1)
         return s.stop > s.start
 
-    def new_acc(self, nb, n, *, classes=None, fill=0.0):
+    def _new_acc(self, nb, n, *, classes=None, fill=0.0):
         my, mx = self.weights.dst_shape
         return [self._mk((my, mx, classes) if classes else (nb, my, mx), n, fill)]
 
@@ -119,7 +137,7 @@ class RowwisePlan(Plan):
     def chunk_has_links(self, r0, r1):
         return any(_span(g[1][0], r0, r1).stop > _span(g[1][0], r0, r1).start for g in self.groups)
 
-    def new_acc(self, nb, n, *, classes=None, fill=0.0):
+    def _new_acc(self, nb, n, *, classes=None, fill=0.0):
         return [self._mk((g[0].size, g[3], classes) if classes else (nb, g[0].size, g[3]), n, fill) for g in self.groups]
 
     def finish(self, acc, *, classes=False):
@@ -156,7 +174,7 @@ class SparsePlan(Plan):
         s = _span(self.links[0], r0 * self.nx, r1 * self.nx)
         return s.stop > s.start
 
-    def new_acc(self, nb, n, *, classes=None, fill=0.0):
+    def _new_acc(self, nb, n, *, classes=None, fill=0.0):
         return [self._mk((self.n_dst, classes) if classes else (nb, self.n_dst), n, fill)]
 
     def finish(self, acc, *, classes=False):
@@ -238,9 +256,105 @@ def _bind_sparse(da, sp: SparseWeights, *, name, xp) -> SparsePlan:
             f"{sp.source} is for a source grid of {' x '.join(map(str, sp.src_shape))} = {sp.n_src} cells, but {name} "
             f"variable {da.name!r} has {ny} x {nx} = {ny * nx} cells ({lat_dim} x {lon_dim}); make weights for this "
             "input (`cdo gencon,<grid> INPUT w.nc` or `terrascale weights`)")
+    if sp.src_centers_ is not None:
+        _check_source_centres(da, sp, lat_dim, lon_dim, name)
     o = np.argsort(sp.src, kind="stable")
     return SparsePlan(weights=sp, lat_dim=lat_dim, lon_dim=lon_dim, ny=ny, nx=nx, out_grid=sp.dst_grid, xp=xp,
                       links=(sp.src[o], sp.dst[o], sp.w[o]))
+
+
+def _input_centres(da, lat_dim, lon_dim):
+    """Per-row access to the (lat, lon) centres of ``da`` in storage order, or None without coordinates.
+
+    Returns ``(rows, get)``: ``get(r0, r1)`` gives the centres of rows [r0, r1) as two (r1-r0, nx)
+    arrays (float64 degrees), and their dtype's resolution for the tolerance.
+    """
+    from pipeline.io import LAT_NAMES, LON_NAMES
+
+    c = da.coords
+    if lat_dim in c and lon_dim in c and c[lat_dim].ndim == 1 and c[lon_dim].ndim == 1:
+        lat, lon = np.asarray(c[lat_dim].values), np.asarray(c[lon_dim].values)
+        if lat.dtype.kind not in "fiu" or lon.dtype.kind not in "fiu":
+            return None
+        eps = max(_eps(lat), _eps(lon))
+        return eps, lambda r0, r1: (np.broadcast_to(lat[r0:r1, None].astype(np.float64), (r1 - r0, lon.size)),
+                                    np.broadcast_to(lon[None, :].astype(np.float64), (r1 - r0, lon.size)))
+    # curvilinear inputs: 2-D latitude/longitude coordinates over the two grid dimensions
+
+    def find(names, standard):
+        for k, v in c.items():
+            if set(v.dims) == {lat_dim, lon_dim} and v.ndim == 2 and (
+                    v.attrs.get("standard_name") == standard or str(k) in names):
+                return v.transpose(lat_dim, lon_dim)
+        return None
+
+    la, lo = find(LAT_NAMES, "latitude"), find(LON_NAMES, "longitude")
+    if la is None or lo is None or la.dtype.kind not in "fiu" or lo.dtype.kind not in "fiu":
+        return None
+    eps = max(_eps(la), _eps(lo))
+    return eps, lambda r0, r1: (np.asarray(la[r0:r1].values, np.float64), np.asarray(lo[r0:r1].values, np.float64))
+
+
+def _eps(a) -> float:
+    dt = np.dtype(a.dtype)
+    return float(np.finfo(dt).eps) if dt.kind == "f" else 0.0
+
+
+#: Largest distance (degrees) between a weights file's source centre and the input's for the
+#: same cell, for float64 coordinates; float32 coordinates get their own resolution on top.
+CENTRE_TOLERANCE = 1e-6
+
+
+def _check_source_centres(da, sp: SparseWeights, lat_dim, lon_dim, name) -> None:
+    """Refuse weights whose source cells are not where the input's cells are (storage order).
+
+    The cell count alone cannot tell two grids apart (1° lat-lon from 0..360 or from -180..180,
+    north to south or south to north, a shifted region): weights for another grid would be
+    applied and the output labelled at the wrong places. Longitudes are compared modulo 360 and
+    not at the poles; latitudes as stored, so a flipped input is a mismatch.
+    """
+    access = _input_centres(da, lat_dim, lon_dim)
+    if access is None:
+        return  # no coordinates to compare: the storage order is all there is
+    eps_in, get = access
+    flat_lat, flat_lon = sp.src_centers_
+    ny, nx = da.sizes[lat_dim], da.sizes[lon_dim]
+    tol = max(CENTRE_TOLERANCE, 4 * 360.0 * max(eps_in, _eps(flat_lat), _eps(flat_lon)))
+    flat_lat, flat_lon = flat_lat.reshape(ny, nx), flat_lon.reshape(ny, nx)
+    step = max(1, 2**20 // max(nx, 1))
+    n_bad, first = 0, None
+    for r0 in range(0, ny, step):
+        r1 = min(ny, r0 + step)
+        lat, lon = get(r0, r1)
+        flat, flon = flat_lat[r0:r1], flat_lon[r0:r1]
+        dlat = np.abs(lat - flat)
+        dlon = np.abs((lon - flon + 180.0) % 360.0 - 180.0)
+        dlon = np.where(np.abs(lat) > 90.0 - tol, 0.0, dlon)  # every longitude is the same point at a pole
+        bad = ~((dlat <= tol) & (dlon <= tol))
+        if bad.any():
+            n_bad += int(bad.sum())
+            if first is None:
+                i, j = (int(v) for v in np.argwhere(bad)[0])
+                first = (r0 + i, j, flat[i, j], flon[i, j], lat[i, j], lon[i, j])
+    if not n_bad:
+        return
+    r, j, flat_, flon_, lat_, lon_ = first
+    hint = ""
+    lat_all = get(0, ny)[0][:, 0]
+    if ny > 1 and np.allclose(lat_all[::-1], flat_lat[:, 0], atol=tol):
+        hint = " (the input's latitudes run the other way; flip it, e.g. `cdo invertlat`, or make weights for it)"
+    else:
+        lon_row, flon_row = get(0, 1)[1][0], flat_lon[0]
+        rotated = np.abs((lon_row - flon_row + 180.0) % 360.0 - 180.0).max() > tol
+        if nx > 1 and rotated and np.allclose(np.sort(lon_row % 360.0), np.sort(flon_row % 360.0), atol=tol):
+            hint = (f" (the input's longitudes start at {lon_row[0]:g}, the weights' at {flon_row[0]:g}: 0..360 "
+                    "against -180..180)")
+    raise InputDataError(
+        f"{sp.source} was made for another source grid than {name} variable {da.name!r}, although both have "
+        f"{ny * nx:,} cells: {n_bad:,} cell centres differ, first source cell {r * nx + j + 1} (row {r}, column {j} "
+        f"as stored) is at lat {flat_:.6g}, lon {flon_:.6g} in the weights but at lat {lat_:.6g}, lon {lon_:.6g} in "
+        f"the input{hint}; the output would be placed wrongly: make weights for this input "
+        "(`cdo gencon,<grid> INPUT w.nc` or `terrascale weights`)")
 
 
 def _lat_lon_dims(da, name):

@@ -17,6 +17,7 @@ import kernels
 from kernels import is_device_array
 from pipeline.aggregate.plan import Plan, bind_plan
 from pipeline.errors import BackendError, ConfigError, InputDataError
+from pipeline.io import read_values
 
 #: default number of source values per streamed chunk
 CHUNK_VALUES = 32 * 2**20
@@ -91,11 +92,10 @@ def row_chunks(da, plan: Plan, nb: int, chunk_rows: int | None) -> list[tuple[in
 def read_rows(da, plan: Plan, lead: tuple[str, ...], r0: int, r1: int, xp):
     """Rows [r0, r1) of ``da`` as a (nb, rows, nx) array of the backend (no copy if avoidable)."""
     sub = da.isel({plan.lat_dim: slice(r0, r1)}).transpose(*lead, plan.lat_dim, plan.lon_dim)
-    a = sub.data
-    if hasattr(a, "compute") and not isinstance(a, np.ndarray) and not is_device_array(a):
-        a = a.compute()
+    # one read wrapper for user data: an undecodable chunk is one message naming store, variable, chunk
+    a = read_values(sub, region={plan.lat_dim: (r0, r1)})
     if not (isinstance(a, np.ndarray) or is_device_array(a)):
-        a = np.asarray(sub.values)
+        a = np.asarray(a)
     if xp is not np and not is_device_array(a):
         a = xp.asarray(a)
     return a.reshape((-1, r1 - r0, plan.nx))

@@ -13,7 +13,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline.cli.common import check_output, console, history, spec_paths
+from pipeline.cli.common import check_output, console, err_console, history, spec_paths
 from pipeline.errors import ConfigError, InputDataError
 
 
@@ -26,6 +26,39 @@ def _parse_classes(text: Optional[str]):
         raise ConfigError(f"--classes must be comma-separated integer codes, got {text!r}") from None
 
 
+def _pre_check_memory(grid: str, da, method: str, classes) -> None:
+    """Refuse a target grid whose accumulators cannot fit, before the grid is built (Gaussian N: minutes of CPU)."""
+    import numpy as np
+
+    from pipeline.aggregate.plan import TARGET_CELL_BYTES
+    from pipeline.aggregate.select import grid_dims
+    from pipeline.grids import check_grid_memory
+
+    lat, lon = grid_dims(da)
+    if method in ("fractions", "majority"):
+        fv = da.attrs.get("flag_values")
+        width, n = (len(classes) if classes else (np.size(fv) if fv is not None else 1)) + 1, 1
+    else:
+        width = int(np.prod([da.sizes[d] for d in da.dims if d not in (lat, lon)], dtype=np.float64))
+        n = 2 if method == "mean" else 5
+    check_grid_memory(grid, width * (2 * n + 1) * 8 + TARGET_CELL_BYTES, f"aggregating {da.name} onto {grid}",
+                      fix="choose a coarser target grid or a smaller region"
+                      + ("" if method in ("fractions", "majority") else ", or select fewer fields (--select DIM=VALUE)"))
+
+
+def _all_empty(res, method: str) -> bool:
+    """Whether every target cell of an aggregation result is empty (NaN, or -1 for majority)."""
+    import numpy as np
+    import xarray as xr
+
+    if isinstance(res, xr.Dataset):
+        return all(_all_empty(v, method) for v in res.data_vars.values())
+    values = np.asarray(res.values)
+    if method == "majority":
+        return not bool((values >= 0).any())
+    return not bool(np.isfinite(values).any())
+
+
 def aggregate(
     input: str = typer.Argument(..., help="NetCDF file or Zarr store with the fine field"),  # noqa: A002
     var: str = typer.Option(..., "--var", "-v", help="variable to aggregate"),
@@ -33,6 +66,10 @@ def aggregate(
     method: str = typer.Option("mean", "--method", "-m", help="mean | fractions | majority | std"),
     weights: Optional[Path] = typer.Option(None, "--weights", "-w", help="SCRIP/ESMF weights file (e.g. from cdo gencon) instead of --grid"),
     output: Path = typer.Option(..., "-o", "--output", help="output .nc or .zarr"),
+    select: Optional[list[str]] = typer.Option(
+        None, "--select", "-s",
+        help="one field of a variable with extra dimensions, repeatable: DIM=VALUE (a coordinate value: "
+             "time=2019-01-01, scenario=ssp126, level=850) or 'DIM\\[i]' (position i from 0)"),
     classes: Optional[str] = typer.Option(None, "--classes", help="class codes, e.g. 1,2,3,4,5 (fractions/majority; default: flag_values)"),
     missing: Optional[str] = typer.Option(None, "--missing", help="class codes meaning no data (default: _FillValue)"),
     crosswalk: Optional[Path] = typer.Option(None, "--crosswalk", help="CSV class -> PFT table (fractions): first column class, one column per PFT"),
@@ -41,9 +78,13 @@ def aggregate(
     chunk_rows: Optional[int] = typer.Option(None, min=1, help="source rows per streamed chunk (default: ~32 M values)"),
     gaussian_bounds: str = typer.Option("midpoints", help="Gaussian cell bounds: midpoints | weights | cdo"),
 ) -> None:
-    """Aggregate a fine field onto an ESM grid (conservative mean, class fractions, majority, sub-grid std)."""
+    """Aggregate a fine field onto an ESM grid (conservative mean, class fractions, majority, sub-grid std).
+
+    Extra dimensions (time ...) are kept by mean/std; pick one field with --select time=2019-01-01.
+    """
     from pipeline import aggregate as agg
-    from pipeline.aggregate import METHODS
+    from pipeline.aggregate import METHODS, extra_dims, select_fields
+    from pipeline.aggregate.select import example_selection
     from pipeline.grids import parse_grid
     from pipeline.io import open_dataset, write
     from pipeline.weights import read_weights
@@ -56,7 +97,19 @@ def aggregate(
     ds = open_dataset(input)
     if var not in ds.data_vars:
         raise InputDataError(f"{input} has no variable {var!r}; its variables are {', '.join(map(str, ds.data_vars))}")
-    da = ds[var]
+    da, selected = select_fields(ds[var], select, source=str(input))
+    class_list = _parse_classes(classes)
+    if method in ("mean", "std"):
+        agg.refuse_categorical(da, str(input))
+    else:
+        extra = extra_dims(da)
+        if extra:
+            sizes = ", ".join(f"{d} ({da.sizes[d]} values)" for d in extra)
+            raise ConfigError(f"{var} of {input} has the extra dimension(s) {sizes}; --method {method} aggregates one "
+                              f"class map at a time: add " + " ".join(f"--select {example_selection(da, d)}" for d in extra)
+                              + " (a coordinate value, or 'DIM[i]' for position i)")
+    if grid:
+        _pre_check_memory(grid, da, method, class_list)
     target = parse_grid(grid, gaussian_bounds=gaussian_bounds) if grid else None
     w = read_weights(weights) if weights else None
     common = dict(weights=w, engine=engine, chunk_rows=chunk_rows, name=str(input))
@@ -69,17 +122,23 @@ def aggregate(
     else:
         miss = _parse_classes(missing)
         if method == "fractions":
-            res = agg.class_fractions(da, target, classes=_parse_classes(classes), missing=miss,
-                                      crosswalk=crosswalk, **common)
+            res = agg.class_fractions(da, target, classes=class_list, missing=miss, crosswalk=crosswalk, **common)
         else:
-            res = agg.majority_class(da, target, classes=_parse_classes(classes), missing=miss, **common)
+            res = agg.majority_class(da, target, classes=class_list, missing=miss, **common)
     dt = time.perf_counter() - t0
+    empty = _all_empty(res, method)
+    # the selected positions stay on the output as scalar coordinates: it says which field it holds
+    res = res.assign_coords({d: c for d, c in selected.items() if c is not None})
     out_grid = target if target is not None else (w.dst_grid if w is not None else None)
     out = agg.to_dataset(res, grid=out_grid)
     if method == "fractions" and "valid_fraction" in out.coords:
         out = out.reset_coords("valid_fraction")
     write(out, output, history=history())
     gname = out_grid.name if out_grid is not None else f"weights {weights}"
+    if empty:
+        err_console.print(f"[yellow]warning:[/yellow] every cell of the output is empty: {escape(var)} of "
+                          f"{escape(str(input))} has no valid value over the target grid (all NaN or no-data codes, "
+                          "or no overlap); the output was written anyway", highlight=False, soft_wrap=True)
     console.print(f"[green]OK[/green] {escape(str(input))}:{escape(var)} -> {escape(gname)} ({method}) in {dt:.2f} s: "
                   f"{escape(str(output))}")
 
@@ -91,33 +150,47 @@ def weights(
     fmt: str = typer.Option("scrip", "--format", help="scrip (CDO: cdo remap,GRID,weights.nc) | esmf"),
     gaussian_bounds: str = typer.Option("midpoints", help="Gaussian cell bounds: midpoints | weights | cdo"),
 ) -> None:
-    """Compute exact conservative weights between two grids and write them as a SCRIP or ESMF file."""
-    from pipeline.grids import parse_grid
+    """Compute exact conservative weights between two grids and write them as a SCRIP or ESMF file (.nc)."""
+    from pipeline.grids import check_memory, check_netcdf_suffix, grid_shape, parse_grid
     from pipeline.weights import compute_weights, write_weights
+    from pipeline.weights.files import LINK_BYTES, WEIGHTS_BYTES_PER_CELL
 
     if fmt not in ("scrip", "esmf"):
         raise ConfigError(f"--format {fmt!r}: use scrip or esmf")
+    check_netcdf_suffix(output, "SCRIP and ESMF weight files")
     check_output(output, inputs=spec_paths(src, dst))
+    # before the grids are built: a Gaussian grid of a huge N costs minutes of CPU before any array
+    n_src, n_dst = grid_shape(src)[1], grid_shape(dst)[1]
+    check_memory(float(n_src + n_dst) * WEIGHTS_BYTES_PER_CELL + float(max(n_src, n_dst)) * LINK_BYTES,
+                 f"weights {src} -> {dst} ({n_src:,} + {n_dst:,} cells)", "choose coarser grids or a smaller region")
     s, d = parse_grid(src, gaussian_bounds=gaussian_bounds), parse_grid(dst, gaussian_bounds=gaussian_bounds)
     t0 = time.perf_counter()
     w = compute_weights(s, d)
-    sp = w.to_sparse()
     write_weights(w, output, format=fmt, history=history())
-    console.print(f"[green]OK[/green] {escape(s.describe())} -> {escape(d.describe())}: {sp.src.size} links, "
+    console.print(f"[green]OK[/green] {escape(s.describe())} -> {escape(d.describe())}: {w.n_links} links, "
                   f"{time.perf_counter() - t0:.2f} s, written to {escape(str(output))} ({fmt.upper()})")
 
 
 def grids(
     write_grid: Optional[str] = typer.Option(None, "--write", help="write this grid spec as a SCRIP grid file (-o)"),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="SCRIP grid file for --write"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="SCRIP grid file (.nc) for --write"),
 ) -> None:
     """List the named ESM grids with their sizes (or write one as a SCRIP grid file for CDO)."""
-    from pipeline.grids import list_grids, parse_grid, write_scrip
+    from pipeline.grids import (
+        SCRIP_BYTES_PER_CELL,
+        check_grid_memory,
+        check_netcdf_suffix,
+        list_grids,
+        parse_grid,
+        write_scrip,
+    )
 
     if write_grid is not None:
         if output is None:
             raise ConfigError("--write needs -o FILE.nc")
+        check_netcdf_suffix(output, "SCRIP grid files")
         check_output(output, inputs=spec_paths(write_grid))
+        check_grid_memory(write_grid, SCRIP_BYTES_PER_CELL, f"writing grid {write_grid}")  # before building it
         g = parse_grid(write_grid)
         write_scrip(g, output)
         console.print(f"[green]OK[/green] {escape(g.describe())} written to {escape(str(output))} "

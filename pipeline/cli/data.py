@@ -8,6 +8,7 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 data_app = typer.Typer(help="Embedded sample data: real rasters and the semi-synthetic demo generator.",
@@ -17,7 +18,6 @@ data_app = typer.Typer(help="Embedded sample data: real rasters and the semi-syn
 def _size(path: Path) -> str:
     n = path.stat().st_size
     return f"{n / 1e6:.1f} MB"
-
 
 
 @data_app.command("list")
@@ -60,14 +60,21 @@ def list_data() -> None:
 def demo(
     region: str = typer.Option("iberia", "--region", "-r", help="region name or 'south,north,west,east'"),
     years: str = typer.Option("2011:2030", "--years", "-y", help="inclusive years A:B within 1950:2100"),
-    out: Path = typer.Option(Path("demo-data"), "--out", "-o", help="output directory for the Zarr stores"),
-    seed: int = typer.Option(0, "--seed", help="seed of the synthetic fields"),
+    out: Path = typer.Option(Path("demo-data"), "--out", "-o",
+                             help="output directory of the four Zarr stores: new, empty, or an earlier demo output "
+                                  "(replaced as a whole, in one rename)"),
+    seed: int = typer.Option(0, "--seed", help="seed of the synthetic fields (a whole number >= 0)"),
     scenarios: str = typer.Option("ssp126,ssp585", "--scenarios", help="comma-separated scenario names"),
     lulc_res: float = typer.Option(0.25, "--lulc-res", help="land-use grid resolution (degrees)"),
     climate_res: float = typer.Option(1.0, "--climate-res", help="climate grid resolution (degrees)"),
     class_table: Optional[Path] = typer.Option(None, "--class-table", help="replacement IGBP class table CSV"),
 ) -> None:
-    """Write the demo Zarr stores (static, lulc_coarse, climate, lai) for a region and years."""
+    """Write the demo Zarr stores (static, lulc_coarse, climate, lai) for a region and years.
+
+    Every option and the class table are checked before anything is written; the four stores are
+    written together into a temporary directory that replaces --out in one rename, so an
+    interrupted or failed run leaves the earlier stores as they were.
+    """
     from pipeline.cli import interrupts
     from pipeline.datasets.demo import write_demo_stores
     from pipeline.io import expect_output, store_size
@@ -80,7 +87,7 @@ def demo(
                               lulc_res=lulc_res, climate_res=climate_res, class_table=class_table,
                               progress=lambda msg: console.print(f"[dim]·[/dim] {msg}"))
     for name, p in paths.items():
-        console.print(f"{name:12s} {p}  ({store_size(p) / 1e6:.1f} MB)")
+        console.print(f"{name:12s} {escape(str(p))}  ({store_size(p) / 1e6:.1f} MB)")
     console.print(f"wrote {len(paths)} stores in {time.perf_counter() - t0:.1f} s")
 
 

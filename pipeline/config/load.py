@@ -19,18 +19,58 @@ from pipeline.errors import ConfigError
 from pipeline.io.atomic import write_text_atomically
 
 
+def duplicate_key(text: str) -> tuple[str, int, int] | None:
+    """The first key repeated within one YAML mapping: ``(dotted path, first line, repeated line)``, or None.
+
+    PyYAML keeps the last of repeated keys silently (YAML 1.2 forbids them), so a config with
+    ``region`` twice ran with whichever came last. Merge keys (``<<``) may be overridden.
+    """
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    seen_nodes: set[int] = set()
+
+    def walk(node, path: list[str]):
+        if node is None or id(node) in seen_nodes:  # an alias of a node already checked
+            return None
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            keys: dict[str, int] = {}
+            for k, v in node.value:
+                if k.tag == "tag:yaml.org,2002:merge":
+                    continue
+                name = k.value if isinstance(k, yaml.ScalarNode) else None
+                if name is not None:
+                    if name in keys:
+                        return ".".join([*path, name]), keys[name], k.start_mark.line + 1
+                    keys[name] = k.start_mark.line + 1
+                found = walk(v, [*path, str(name)])
+                if found:
+                    return found
+        elif isinstance(node, yaml.SequenceNode):
+            for i, v in enumerate(node.value):
+                found = walk(v, [*path, str(i)])
+                if found:
+                    return found
+        return None
+
+    return walk(root, [])
+
+
 def _parse_override(item: str) -> tuple[list[str], Any]:
     if "=" not in item:
-        raise ConfigError(f"override '{item}' has no '='; write it as section.key=value, e.g. seed=1")
+        raise ConfigError(f"--set override '{item}' has no '='; write it as section.key=value, e.g. seed=1")
     key, raw = item.split("=", 1)
     parts = [p for p in key.strip().split(".")]
     if not all(parts):
-        raise ConfigError(f"override '{item}' has an empty key part; write it as section.key=value")
+        raise ConfigError(f"--set override '{item}' has an empty key part; write it as section.key=value")
     try:
-        return parts, yaml.safe_load(raw) if raw.strip() else ""
+        dup = duplicate_key(raw) if raw.strip() else None
+        value = yaml.safe_load(raw) if raw.strip() else ""
     except yaml.YAMLError as err:
-        raise ConfigError(f"override '{item}': the value is not valid YAML ({getattr(err, 'problem', err)}); "
+        raise ConfigError(f"--set override '{item}': the value is not valid YAML ({getattr(err, 'problem', err)}); "
                           "quote it, e.g. --set 'report.title=\"a: b\"'") from None
+    if dup:
+        raise ConfigError(f"--set override '{item}': the key '{dup[0]}' appears twice in the value; give it once")
+    return parts, value
 
 
 def apply_overrides(raw: dict, overrides: list[str] | None) -> dict:
@@ -103,13 +143,36 @@ def _where(loc: tuple, raw: dict | None) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
 
-def format_validation_error(err: ValidationError, source: str, raw: dict | None = None) -> str:
-    """One readable message for every problem pydantic found, naming key, section and fix."""
+def _from_override(loc: tuple, msg: str, overrides) -> str | None:
+    """The ``--set`` item that put the value at ``loc`` there (the last that covers it), or None.
+
+    An override covers ``loc`` when it set that key or a section above it; a problem of a whole
+    section (a cross-field check, ``loc`` above the override's key) only when its message names
+    the key the override set.
+    """
+    loc_s = [str(p) for p in loc]
+    hit = None
+    for parts, item in overrides or ():
+        if parts[: len(loc_s)] == loc_s[: len(parts)] and (
+                len(parts) <= len(loc_s) or parts[len(loc_s)] in msg):
+            hit = item
+    return hit
+
+
+def format_validation_error(err: ValidationError, source: str, raw: dict | None = None,
+                            overrides: list[tuple[list[str], str]] | None = None) -> str:
+    """One readable message for every problem pydantic found, naming key, section and fix.
+
+    A problem with a value that a ``--set`` override put there is reported as ``in --set
+    KEY=VALUE: ...``, not as a problem of the file ``source``.
+    """
     from pipeline.config.models import MODEL_KINDS
 
     lines = []
+    tagged = []
     for e in err.errors():
         loc = tuple(e["loc"])
+        tagged.append(_from_override(loc, str(e.get("msg", "")), overrides))
         where = _where(loc, raw)
         if e["type"] == "extra_forbidden":
             section, allowed = _allowed_keys(RunConfig, loc)
@@ -127,15 +190,23 @@ def format_validation_error(err: ValidationError, source: str, raw: dict | None 
             got = e.get("input")
             shown = repr(got) if not isinstance(got, dict) else "a mapping"
             lines.append(f"'{where}': {e['msg']} (got {shown})")
+    lines = [f"in --set {item}: {line}" if item else line for item, line in zip(tagged, lines)]
+    if tagged and all(tagged):
+        return "; ".join(lines)
     return f"invalid config {source}: " + "; ".join(lines)
 
 
-def resolve_config(raw: dict, source: str = "(dict)") -> RunConfig:
-    """Validate a raw config mapping into a :class:`RunConfig`, with a readable error."""
+def resolve_config(raw: dict, source: str = "(dict)", *,
+                   overrides: list[tuple[list[str], str]] | None = None) -> RunConfig:
+    """Validate a raw config mapping into a :class:`RunConfig`, with a readable error.
+
+    ``overrides``: ``(key parts, "KEY=VALUE")`` of the ``--set`` items applied to ``raw``, so
+    that their problems are reported as theirs.
+    """
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, source, raw)) from None
+        raise ConfigError(format_validation_error(err, source, raw, overrides)) from None
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
@@ -158,20 +229,29 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if path is not None:
         path = Path(path)
         source = str(path)
+        if path.is_dir():
+            raise ConfigError(f"config file {path} is a directory; pass a YAML file such as configs/demo.yaml")
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist; pass the path of a YAML config such as configs/demo.yaml")
         try:
-            raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            text = path.read_text(encoding="utf-8")
+            dup = duplicate_key(text)
+            raw = yaml.safe_load(text) or {}
         except (OSError, UnicodeDecodeError) as err:
             raise ConfigError(f"config file {path} cannot be read as UTF-8 text ({err}); pass a YAML file") from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             raise ConfigError(f"config file {path} is not valid YAML{where}: {getattr(err, 'problem', err)}") from None
+        if dup:
+            key, first, again = dup
+            raise ConfigError(f"config file {path}: the key '{key}' appears twice (lines {first} and {again}); YAML "
+                              "would keep only the last one silently: remove one of them")
         if not isinstance(raw, dict):
             raise ConfigError(f"config file {path} must hold a mapping of sections, not {type(raw).__name__}")
     raw = apply_overrides(raw, overrides)
-    return resolve_config(raw, source)
+    parsed = [(_parse_override(item)[0], item) for item in overrides or []]
+    return resolve_config(raw, source, overrides=parsed)
 
 
 def config_dict(cfg: RunConfig) -> dict:

@@ -12,8 +12,9 @@ The names below are imported on first use, so that ``terrascale --help`` (which 
 
 from __future__ import annotations
 
+from pipeline.datasets.checks import check_config
 from pipeline.datasets.classes import ClassTable, load_class_table, load_pft_crosswalk
-from pipeline.datasets.demo import write_demo_stores
+from pipeline.datasets.demo import check_store_set, is_demo_store_set, write_demo_stores
 from pipeline.datasets.fractions import class_area_fractions, lulc_fractions_2019
 from pipeline.datasets.loaders import (
     koppen_majority,
@@ -41,6 +42,8 @@ __all__ = [
     "Region",
     "SCENARIOS",
     "SOURCES",
+    "check_config",
+    "check_store_set",
     "class_area_fractions",
     "coarse_predictors",
     "distance_to_coast",
@@ -48,6 +51,7 @@ __all__ = [
     "generate_lai",
     "generate_lulc",
     "global_warming",
+    "is_demo_store_set",
     "koppen_majority",
     "land_fraction",
     "load_class_table",

@@ -1,7 +1,7 @@
 """Coarse land-cover fractions (LUH2-like) from the 0.05° IGBP map, with exact area weights.
 
 For a coarse cell ``J`` made of fine cells ``i`` (all fine cells nest exactly, see
-:mod:`pipeline.datasets._grid`), the fraction of class ``k`` is
+:mod:`pipeline.datasets.window`), the fraction of class ``k`` is
 
     f_k(J) = Σ_{i∈J} a_i [c_i = k] / Σ_{i∈J} a_i [c_i valid],     a_i = R² Δλ (sin φ2 − sin φ1)
 
@@ -15,9 +15,9 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
-from pipeline.datasets._grid import GridWindow
 from pipeline.datasets.classes import IGBP_NODATA, N_IGBP, ClassTable, load_class_table
 from pipeline.datasets.loaders import FINE_RES, load_igbp, window
+from pipeline.datasets.window import GridWindow
 from pipeline.errors import ConfigError
 
 

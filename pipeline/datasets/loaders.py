@@ -2,7 +2,7 @@
 
 All loaders take a region (a name from :data:`~pipeline.datasets.regions.REGIONS`, a
 ``"south,north,west,east"`` box or a :class:`~pipeline.datasets.regions.Region`), snap it outward
-to the output grid, read only the rows of that window (see :mod:`pipeline.datasets._readers`),
+to the output grid, read only the rows of that window (see :mod:`pipeline.datasets.readers`),
 and return latitude ascending, longitude in [-180, 180), with ``lat_bnds``/``lon_bnds``.
 
 The 1 km rasters (21600 x 43200 = 933 M cells) are never held whole: :func:`load_koppen`
@@ -17,8 +17,6 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from pipeline.datasets._grid import GridWindow
-from pipeline.datasets._readers import StripTiff, iter_npz_rows
 from pipeline.datasets.classes import (
     KOPPEN_CLASSES,
     KOPPEN_NODATA,
@@ -26,8 +24,10 @@ from pipeline.datasets.classes import (
     koppen_flag_attrs,
     load_class_table,
 )
+from pipeline.datasets.readers import StripTiff, iter_npz_rows
 from pipeline.datasets.regions import Region, resolve_region
 from pipeline.datasets.sources import SOURCES
+from pipeline.datasets.window import GridWindow
 from pipeline.errors import ConfigError
 
 FINE_RES = 0.05

@@ -17,7 +17,6 @@ import numpy as np
 import xarray as xr
 from scipy.spatial import cKDTree
 
-from pipeline.datasets._grid import GridWindow
 from pipeline.datasets.classes import ClassTable
 from pipeline.datasets.fractions import cwin_region
 from pipeline.datasets.loaders import (
@@ -27,6 +26,7 @@ from pipeline.datasets.loaders import (
     load_igbp,
     window,
 )
+from pipeline.datasets.window import GridWindow
 from pipeline.sphere import EARTH_RADIUS
 
 COAST_CAP_KM = 1000.0

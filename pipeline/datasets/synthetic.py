@@ -92,7 +92,7 @@ mean: ``T = tas − 273.15 + δT_k(fine) − L Σ p_k δT_k``, ``P = pr · m_k(f
 cells are NaN. The land cover under the LAI is the 2019 map in every year (land-use change acts
 on the coarse fractions only).
 
-Observed LAI (satellite era 2000-2020 only): ``lai_obs = max(0, lai + (0.1 + 0.1 lai) ζ)`` set to
+Observed LAI (satellite era 2000-2020 only): ``lai_obs = clip(lai + (0.1 + 0.1 lai) ζ, 0, 15)`` set to
 NaN with probability ``0.1 + 0.5 P / (P + 4 mm/day)`` (clouds) or 0.9 where ``T < −2 °C``
 (snow), with independent noise streams ζ and gap draws; ``lai`` stays the full truth.
 """
@@ -110,8 +110,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.datasets._grid import GridWindow
-from pipeline.datasets.classes import ClassTable, load_class_table
+from pipeline.datasets.classes import LAI_OVERSHOOT, LAI_RANGE, ClassTable, load_class_table
 from pipeline.datasets.fractions import coarsen_factor
 from pipeline.datasets.loaders import FINE_RES
 from pipeline.datasets.regions import (
@@ -120,6 +119,7 @@ from pipeline.datasets.regions import (
     LAST_YEAR,
     SATELLITE_ERA,
 )
+from pipeline.datasets.window import GridWindow
 from pipeline.errors import ConfigError, InputDataError
 
 SPINUP_YEAR = FIRST_YEAR - 1  # the AR(1) chain and the LAI lags start here
@@ -578,7 +578,8 @@ def _lai_block(ctx: _LaiContext, scenario: str, year: int, i0: int, i1: int, j0:
     eta = np.stack([tile_noise(fw, ctx.seed, (_S_LAI, y, m + 1, scenario_code(scenario, y)), need=valid)[li, lj]
                     for y, m in months])
     eps = (eta[2:] + np.float32(0.6) * eta[1:-1] + np.float32(0.36) * eta[:-2]) / np.float32(math.sqrt(1.4896))
-    val = np.clip(lo + (hi - lo) * g + (np.float32(0.05) + np.float32(0.08) * (hi - lo)) * eps, 0, np.float32(1.15) * hi)
+    val = np.clip(lo + (hi - lo) * g + (np.float32(0.05) + np.float32(0.08) * (hi - lo)) * eps, 0,
+                  np.float32(LAI_OVERSHOOT) * hi)
     lai[:, li, lj] = val
     if with_obs:
         code = scenario_code(scenario, year)
@@ -586,7 +587,8 @@ def _lai_block(ctx: _LaiContext, scenario: str, year: int, i0: int, i1: int, j0:
         u = np.stack([tile_noise(fw, ctx.seed, (_S_GAP, year, m + 1, code), kind="uniform", need=valid)[li, lj] for m in range(12)])
         p_gap = np.float32(0.1) + np.float32(0.5) * P[2:] / (P[2:] + np.float32(4.0))
         p_gap = np.where(T[2:] < -2, np.float32(0.9), p_gap)
-        o = np.maximum(val + (np.float32(0.1) + np.float32(0.1) * val) * zeta, 0)
+        # the retrieval noise is unbounded: kept inside the plausible LAI range a reader checks
+        o = np.clip(val + (np.float32(0.1) + np.float32(0.1) * val) * zeta, 0, np.float32(LAI_RANGE[1]))
         obs[:, li, lj] = np.where(u < p_gap, np.float32(np.nan), o)
     return lai, obs
 

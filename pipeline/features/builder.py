@@ -2,6 +2,9 @@
 
 The columns (static, coarse drivers, LULC neighbourhood, time, lags) are described in the
 README section "features"; rows follow the contract of the :mod:`pipeline.features` docstring.
+Every read of an input store's values goes through :meth:`FeatureBuilder._read` (that is,
+:func:`pipeline.io.read_values`), so that a chunk that does not decode is one
+:class:`~pipeline.errors.InputDataError` naming the store, the variable and the chunk.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from pipeline.features.device import get_backend, read_zarr_block_gpu
 from pipeline.features.drivers import _Coarse, climate_month_index, coarse_block
 from pipeline.features.static import static_columns
 from pipeline.features.stores import STORE_FILES
+from pipeline.io import read_values, reading
 
 
 def _sanitize(name: str) -> str:
@@ -88,7 +92,7 @@ class FeatureBuilder:
                 f"mask variable '{features.mask_variable}' is not in {self.names['static']}; it holds: "
                 f"{', '.join(map(str, static.data_vars))}; set features.mask_variable"
             )
-        mvals = np.asarray(static[features.mask_variable].transpose(*SPATIAL_DIMS).values, np.float64)
+        mvals = np.asarray(self._read("static", static[features.mask_variable].transpose(*SPATIAL_DIMS)), np.float64)
         self.index = make_cell_index(
             lat, lon, np.nan_to_num(mvals, nan=-np.inf) > features.mask_min,
             source=f"mask {features.mask_variable} > {features.mask_min:g} of {self.names['static']}",
@@ -104,6 +108,23 @@ class FeatureBuilder:
             self.static_cols = {n: (xp.asarray(v), c) for n, (v, c) in self.static_cols.items()}
         step = max(1, int(features.partition_rows) // self.index.nvalid)
         self.parts = [(s, a, min(a + step, self.nt)) for s in range(len(self.scenarios)) for a in range(0, self.nt, step)]
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def _source(self, store_key: str, da=None) -> str:
+        """The path of a store for messages (and for finding its bad chunk), else its name."""
+        if store_key in self.paths:
+            return str(self.paths[store_key])
+        enc = getattr(da, "encoding", None) or {}
+        return str(enc.get("source") or self.names.get(store_key, store_key))
+
+    def _read(self, store_key: str, da, region=None):
+        """The values of ``da`` (a variable of store ``store_key``, or a part of it) in host memory.
+
+        ``region`` (dimension → index or (start, stop) in the stored variable) names the block
+        in the message when a chunk does not decode.
+        """
+        return read_values(da, source=self._source(store_key, da), region=region)
 
     # -- set-up ------------------------------------------------------------------------------
 
@@ -155,8 +176,14 @@ class FeatureBuilder:
         self.months = pd.DatetimeIndex(self.times).month.to_numpy().astype(np.int8)
 
     def _setup_static(self):
-        self.static_cols: dict[str, tuple[np.ndarray, Any]] = static_columns(
-            self.stores["static"], self.index, self.features, self.names["static"])
+        # One predictor at a time, read through _read (at most one fine field in memory, as before).
+        static = self.stores["static"]
+        self.static_cols: dict[str, tuple[np.ndarray, Any]] = {}
+        for name in self.features.static:
+            ds = static
+            if name in static.data_vars and set(static[name].dims) == set(SPATIAL_DIMS):
+                ds = static.assign({name: static[name].copy(data=self._read("static", static[name]))})
+            self.static_cols.update(static_columns(ds, self.index, _OnlyStatic(self.features, name), self.names["static"]))
 
     def _driver(self, store_key: str, var: str, what: str):
         if store_key not in self.stores:
@@ -323,9 +350,13 @@ class FeatureBuilder:
         xp = self.be.xp
         da = self._sel(self.tda, self.scenarios[s]).isel(time=slice(self.t0 + a, self.t0 + b))
         da = da.transpose("time", *SPATIAL_DIMS)
+        region = {"time": (self.t0 + a, self.t0 + b)}
+        if self.has_scenario:
+            region["scenario"] = [str(x) for x in self.tda["scenario"].values].index(self.scenarios[s])
         if self.be.is_gpu and "target" in self.paths and self.paths["target"].suffix == ".zarr":
-            return read_zarr_block_gpu(self.paths["target"], self.tda, self._target_key(s, a, b), xp)
-        return xp.asarray(np.asarray(da.values))
+            with reading(self._source("target"), self.target, region=region):
+                return read_zarr_block_gpu(self.paths["target"], self.tda, self._target_key(s, a, b), xp)
+        return xp.asarray(self._read("target", da, region))
 
     def _target_key(self, s, a, b):
         key = []
@@ -342,7 +373,11 @@ class FeatureBuilder:
 
     def _coarse_block(self, c: _Coarse, scenario, ci: np.ndarray) -> np.ndarray:
         da = self._sel(self.stores["climate"][c.var], scenario).transpose("time", *SPATIAL_DIMS)
-        return coarse_block(da, c.kind, c.window, ci)
+        # the months coarse_block reads (the window before the first one too), read here first
+        lo, hi = max(0, int(ci.min()) - c.window), int(ci.max()) + 1
+        part = da.isel(time=slice(lo, hi))
+        part = part.copy(data=self._read("climate", part, {"time": (lo, hi)}))
+        return coarse_block(part, c.kind, c.window, ci - lo)
 
     def partition(self, i: int, _empty: bool = False):
         """Partition ``i`` of the table as a pandas (CPU) or cudf (GPU) frame."""
@@ -392,9 +427,10 @@ class FeatureBuilder:
             if L["pos"] is not None:
                 pos = L["pos"][a:b]
                 uniq, inv = np.unique(pos, return_inverse=True)
-                blk = np.asarray(da.isel(time=xr.DataArray(uniq, dims="time")).values)[inv]
+                part = da.isel(time=xr.DataArray(uniq, dims="time"))
+                blk = np.asarray(self._read("lulc", part, {"time": (int(uniq.min()), int(uniq.max()) + 1)}))[inv]
             else:
-                blk = np.broadcast_to(np.asarray(da.values)[None], (nt,) + tuple(da.shape))
+                blk = np.broadcast_to(np.asarray(self._read("lulc", da))[None], (nt,) + tuple(da.shape))
             blk = xp.asarray(blk.astype(np.float32, copy=False))
             ng = blk.shape[1]
             for g in range(ng):
@@ -451,3 +487,13 @@ class _BuilderPartition:
 
     def __call__(self, i: int):
         return self.builder.partition(i)
+
+
+class _OnlyStatic:
+    """The ``features`` config seen by :func:`static_columns` with ``static`` narrowed to one name."""
+
+    def __init__(self, features, name: str):
+        self._features, self.static = features, [name]
+
+    def __getattr__(self, key):
+        return getattr(self._features, key)

@@ -31,9 +31,11 @@ def find_stores(root: str | Path) -> dict[str, Path]:
 
 
 def open_stores(paths: Mapping[str, Path]) -> dict[str, xr.Dataset]:
-    """Open the input stores lazily with their own on-disk chunks."""
+    """Open the input stores lazily with their own on-disk chunks, after checking they belong together."""
+    from pipeline.datasets import check_store_set
     from pipeline.io import open_dataset
 
+    check_store_set(paths)  # a mixed set of demo stores (an interrupted rewrite) is refused, naming them
     return {k: open_dataset(p, chunks={}) for k, p in paths.items()}
 
 
@@ -113,7 +115,7 @@ def input_stores(cfg, *, notify=None) -> dict[str, Path]:
                + (why if recorded is None else f"they were generated with other settings ({_describe_changes(recorded, wanted)})"))
     else:
         notify(f"writing the demo inputs to {inputs}")
-    _write_demo_atomically(inputs, write_demo_stores, kwargs)
+    write_demo_atomically(inputs, write_demo_stores, kwargs)
     return find_stores(inputs)
 
 
@@ -151,7 +153,7 @@ def is_demo_inputs(path: str | Path) -> bool:
     return True
 
 
-def _write_demo_atomically(inputs: Path, write_demo_stores, kwargs: dict) -> None:
+def write_demo_atomically(inputs: Path, write_demo_stores, kwargs: dict) -> None:
     """Write the demo stores into a hidden sibling of ``inputs``, then move it onto ``inputs``.
 
     An existing ``inputs`` is replaced only when it holds demo stores only

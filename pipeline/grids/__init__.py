@@ -30,9 +30,13 @@ writes CDO's text grid description for rectilinear grids. Spec strings and named
 (:func:`parse_grid`, :data:`NAMED_GRIDS`) are in :mod:`pipeline.grids.specs`, the source grid of a
 data array (:func:`source_axes`) in :mod:`pipeline.grids.source`.
 
+Work that allocates per grid cell, class or weight link estimates its memory first and is refused
+with the estimate and the limit when it cannot fit (:mod:`pipeline.grids.limits`, one place for
+the limit; :func:`grid_shape` sizes a spec without building the grid).
+
 Modules: ``types`` (grid classes, regular grids), ``gaussian`` (Gaussian latitudes, regular,
-reduced and octahedral Gaussian grids), ``specs`` (spec strings, named grids), ``scrip`` (SCRIP
-grid files), ``source`` (the grid of a data array). Spherical geometry (Earth radius, exact cell
+reduced and octahedral Gaussian grids), ``specs`` (spec strings, named grids, sizes of specs),
+``scrip`` (SCRIP grid files), ``source`` (the grid of a data array), ``limits`` (the memory limit). Spherical geometry (Earth radius, exact cell
 areas, edges from centres) is in :mod:`pipeline.sphere`.
 """
 
@@ -46,9 +50,16 @@ from pipeline.grids.gaussian import (
     regular_gaussian,
     shipped_point_lists,
 )
-from pipeline.grids.scrip import grid_from_scrip, read_scrip_grid, write_scrip
+from pipeline.grids.limits import check_memory, human_bytes, memory_limit
+from pipeline.grids.scrip import (
+    SCRIP_BYTES_PER_CELL,
+    check_netcdf_suffix,
+    grid_from_scrip,
+    read_scrip_grid,
+    write_scrip,
+)
 from pipeline.grids.source import SourceAxes, source_axes
-from pipeline.grids.specs import NAMED_GRIDS, list_grids, parse_grid
+from pipeline.grids.specs import NAMED_GRIDS, check_grid_memory, grid_shape, list_grids, parse_grid
 from pipeline.grids.types import Grid, RectilinearGrid, ReducedGrid, regular
 
 __all__ = [
@@ -56,11 +67,18 @@ __all__ = [
     "NAMED_GRIDS",
     "RectilinearGrid",
     "ReducedGrid",
+    "SCRIP_BYTES_PER_CELL",
     "SourceAxes",
+    "check_grid_memory",
+    "check_memory",
+    "check_netcdf_suffix",
     "gaussian_lat_bounds",
     "gaussian_latitudes",
     "grid_from_scrip",
+    "grid_shape",
+    "human_bytes",
     "list_grids",
+    "memory_limit",
     "octahedral",
     "parse_grid",
     "read_scrip_grid",

@@ -12,17 +12,41 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import InputDataError
+from pipeline.grids.limits import check_memory
 from pipeline.grids.types import Grid, RectilinearGrid, ReducedGrid
-from pipeline.io import open_netcdf
+from pipeline.io import NETCDF_SUFFIXES, open_netcdf
 from pipeline.sphere import EARTH_RADIUS
+
+#: Bytes per cell :func:`write_scrip` allocates: centres, corners, the boxes they come from, areas,
+#: mask, and the copy the NetCDF writer makes.
+SCRIP_BYTES_PER_CELL = 160
+
+def check_netcdf_suffix(path, what: str) -> Path:
+    """Refuse an output path for a SCRIP/ESMF file that is not named as NetCDF (e.g. ``w.zarr``).
+
+    Such files are NetCDF by definition (CDO, ESMF and :func:`read_scrip_grid` read nothing
+    else); :func:`pipeline.io.write` would otherwise write a Zarr store nothing can use.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in NETCDF_SUFFIXES:
+        raise InputDataError(f"output {path}: {what} are NetCDF files (what CDO and ESMF read), but "
+                             f"'{path.suffix or path.name}' is not a NetCDF name; name it {path.stem}.nc")
+    return path
 
 
 def write_scrip(grid: Grid, path, *, radius: float = EARTH_RADIUS) -> Path:
-    """Write ``grid`` as a SCRIP grid file (degrees, corners counter-clockwise) that CDO reads."""
+    """Write ``grid`` as a SCRIP grid file (degrees, corners counter-clockwise) that CDO reads.
+
+    The path must be a NetCDF name (``.nc``); a grid whose arrays cannot fit in memory
+    (:data:`SCRIP_BYTES_PER_CELL` per cell) is refused before any is made.
+    """
     import xarray as xr
 
     from pipeline.io import write
 
+    path = check_netcdf_suffix(path, "SCRIP grid files")
+    check_memory(float(grid.size) * SCRIP_BYTES_PER_CELL, f"writing grid {grid.name} ({grid.size:,} cells)",
+                 "choose a coarser grid or a smaller region")
     clat, clon = grid.centers()
     klat, klon = grid.corners()
     dims = list(grid.shape[::-1])  # SCRIP/Fortran order: [nlon, nlat]
@@ -38,7 +62,6 @@ def write_scrip(grid: Grid, path, *, radius: float = EARTH_RADIUS) -> Path:
         },
         attrs={"title": grid.name, "Conventions": "SCRIP", "source": "terrascale pipeline.grids"},
     )
-    path = Path(path)
     write(ds, path, history=f"terrascale grid {grid.name}")
     return path
 

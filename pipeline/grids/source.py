@@ -11,7 +11,7 @@ import numpy as np
 
 from pipeline.errors import InputDataError
 from pipeline.grids.types import RectilinearGrid
-from pipeline.io import LAT_NAMES, LON_NAMES
+from pipeline.io import LAT_NAMES, LON_NAMES, axis_gaps, check_coordinates, gap_message
 from pipeline.sphere import edges_from_centres
 
 # the one name list of pipeline.io.coords, compared without case as dimension names
@@ -35,8 +35,19 @@ class SourceAxes:
     col_index: np.ndarray
 
 
+def _refuse_gaps(values, what: str, dim: str, bounds, name: str, var) -> None:
+    # without cell bounds, edges between two tiles that do not touch would stretch over the gap
+    if bounds is not None:
+        return
+    gaps = axis_gaps(values, "lat" if what == "latitude" else "lon")
+    if gaps:
+        raise InputDataError(f"{name}: variable {var!r}: " + gap_message(what, dim, gaps[0]))
+
+
 def source_axes(da, *, name: str = "input") -> SourceAxes:
     """Infer the source grid of a lat/lon data array (any orientation, 0..360 or -180..180)."""
+    # NaN/inf/out-of-range/empty/curvilinear coordinates: one clear message, for library callers too
+    check_coordinates(da.coords.to_dataset(), f"{name}: variable {da.name!r}")
     lat_dim = lon_dim = None
     for d in da.dims:
         c = da[d] if d in da.coords else None
@@ -66,9 +77,11 @@ def source_axes(da, *, name: str = "input") -> SourceAxes:
     elif lat.size == 1 or np.all(np.diff(lat) > 0):
         row_index = np.arange(lat.size)
     else:
-        raise InputDataError(f"{name}: latitudes of {da.name!r} are not monotonic; sort them (ds.sortby('{lat_dim}'))")
+        raise InputDataError(f"{name}: latitudes of {da.name!r} are not monotonic; sort the input along {lat_dim} first "
+                             "(`cdo invertlat IN OUT`, or `terrascale validate IN -o OUT.nc`, which writes a sorted copy)")
     lat_s = lat[row_index]
     b = bounds_of(lat_dim, lat)
+    _refuse_gaps(lat_s, "latitude", lat_dim, b, name, da.name)
     if b is not None:
         b = np.sort(b[row_index], axis=1)
         lat_edges = np.concatenate([b[:, 0], b[-1:, 1]])
@@ -82,11 +95,13 @@ def source_axes(da, *, name: str = "input") -> SourceAxes:
         if k.size == 1 and np.all(np.diff(lon_u[:k[0] + 1]) > 0) and np.all(np.diff(lon_u[k[0] + 1:]) > 0):
             lon_u[k[0] + 1:] += 360.0
         elif np.all(np.diff(lon_u) < 0):
-            raise InputDataError(f"{name}: longitudes of {da.name!r} decrease; sort them (ds.sortby('{lon_dim}'))")
+            raise InputDataError(f"{name}: longitudes of {da.name!r} decrease; sort them first "
+                                 "(`cdo sortlon IN OUT`, or `terrascale validate IN -o OUT.nc`, which writes a sorted copy)")
         else:
             raise InputDataError(f"{name}: longitudes of {da.name!r} are not monotonic; sort them")
     col_index = np.arange(lon.size)
     b = bounds_of(lon_dim, lon)
+    _refuse_gaps(lon, "longitude", lon_dim, b, name, da.name)
     if b is not None:
         b = np.sort(b, axis=1)
         b = b + (lon_u - lon)[:, None]
@@ -95,7 +110,9 @@ def source_axes(da, *, name: str = "input") -> SourceAxes:
         lon_edges = edges_from_centres(lon_u)
     span = lon_edges[-1] - lon_edges[0]
     if span > 360 + 1e-6:
-        raise InputDataError(f"{name}: longitudes of {da.name!r} span {span:.6g}° > 360° (duplicate wrap column?)")
+        raise InputDataError(f"{name}: longitudes of {da.name!r} span {span:.6g}° > 360°: the axis holds the same "
+                             "meridian twice (e.g. 0 and 360); `terrascale validate IN -o OUT.nc` writes a copy "
+                             "without the repeated column")
     if abs(span - 360) < 1e-6 * 360:
         lon_edges[-1] = lon_edges[0] + 360.0
     grid = RectilinearGrid(name=f"{name}:{da.name}", lat_edges=lat_edges, lon_edges=lon_edges, lat=lat_s, lon=lon_u)

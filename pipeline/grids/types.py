@@ -13,12 +13,31 @@ from pipeline.errors import ConfigError, InputDataError
 from pipeline.sphere import EARTH_RADIUS, box_areas
 
 
-def _regular_edges(lo: float, hi: float, res: float, what: str) -> np.ndarray:
+def _regular_count(lo: float, hi: float, res: float, what: str) -> int:
+    """Number of ``res``° cells in ``lo..hi``; a :class:`ConfigError` unless it is a whole number."""
     n = (hi - lo) / res
+    if not np.isfinite(n):  # e.g. 1e-320deg: no grid, and int(round(inf)) would raise OverflowError
+        raise ConfigError(f"a {res:g}° grid has no finite number of cells in the {what} range {lo}..{hi}")
     nr = int(round(n))
     if nr < 1 or abs(n - nr) > 1e-6 * max(1.0, n):
         raise ConfigError(f"the {what} range {lo}..{hi} is not a whole number of {res}° cells")
-    return np.linspace(lo, hi, nr + 1)
+    return nr
+
+
+def _regular_edges(lo: float, hi: float, res: float, what: str) -> np.ndarray:
+    return np.linspace(lo, hi, _regular_count(lo, hi, res, what) + 1)
+
+
+def regular_shape(res: float, region: tuple[float, float, float, float] | None = None, *,
+                  res_lat: float | None = None) -> tuple[int, int]:
+    """(rows, columns) of :func:`regular` with these arguments, checked the same way, without building it."""
+    res_lat = res if res_lat is None else res_lat
+    if not (res > 0 and res_lat > 0):
+        raise ConfigError(f"grid resolution must be positive, got {res}")
+    lon_min, lat_min, lon_max, lat_max = region if region is not None else (-180.0, -90.0, 180.0, 90.0)
+    if not (lon_min < lon_max and lat_min < lat_max and -90 <= lat_min and lat_max <= 90):
+        raise ConfigError(f"bad region {region}: expected lon_min,lat_min,lon_max,lat_max with min < max")
+    return (_regular_count(lat_min, lat_max, res_lat, "latitude"), _regular_count(lon_min, lon_max, res, "longitude"))
 
 
 @dataclass(eq=False)
@@ -234,12 +253,9 @@ class ReducedGrid(Grid):
 def regular(res: float, region: tuple[float, float, float, float] | None = None, *,
             res_lat: float | None = None, name: str | None = None) -> RectilinearGrid:
     """Regular lat-lon grid with cell edges on multiples of ``res`` (global: -180..180, -90..90)."""
+    regular_shape(res, region, res_lat=res_lat)  # the checks, before any array
     res_lat = res if res_lat is None else res_lat
-    if res <= 0 or res_lat <= 0:
-        raise ConfigError(f"grid resolution must be positive, got {res}")
     lon_min, lat_min, lon_max, lat_max = region if region is not None else (-180.0, -90.0, 180.0, 90.0)
-    if not (lon_min < lon_max and lat_min < lat_max and -90 <= lat_min and lat_max <= 90):
-        raise ConfigError(f"bad region {region}: expected lon_min,lat_min,lon_max,lat_max with min < max")
     return RectilinearGrid(
         name=name or (f"{res:g}deg" if region is None else f"{res:g}deg:{lon_min:g},{lat_min:g},{lon_max:g},{lat_max:g}"),
         lat_edges=_regular_edges(lat_min, lat_max, res_lat, "latitude"),

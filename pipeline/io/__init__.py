@@ -11,11 +11,19 @@ trust it. An existing path is replaced only by an output of the same kind (a fil
 Zarr store by a Zarr store) and never when it is an input (:func:`check_output_path`, to call
 before any work); temporaries left by killed writers are removed by the next write.
 
+Checks on read: :func:`open_dataset` refuses inputs that are not whole (a NetCDF file shorter
+than its header implies, a Zarr store with a missing chunk, see :mod:`pipeline.io.integrity`),
+data only in sub-groups, CF packing attributes stored as text and unusable lat/lon (empty, NaN,
+±inf, beyond ±90°, curvilinear). Every read of values goes through :func:`read_values` (or the
+:func:`reading` block): a chunk that does not decode is an :class:`~pipeline.errors.InputDataError`
+naming the store, the variable and the chunk.
+
 Validation (:func:`validate_dataset`, :func:`harmonise`) checks coordinates, bounds, units,
 ranges and NaN fractions of an input; :func:`find_lat_lon` is the one latitude/longitude finder.
 
 Modules: ``stores`` (open/write NetCDF and Zarr, provenance), ``atomic`` (temp-then-rename for
-files and directories), ``netcdf`` (grid and weight files), ``coords`` (the lat/lon finder),
+files and directories), ``netcdf`` (grid and weight files), ``coords`` (the lat/lon finder and
+checks of its values), ``integrity`` (complete stores and files), ``reading`` (the read wrapper),
 ``validate`` (checks and harmonisation), ``tables`` (CSV tables).
 """
 
@@ -34,17 +42,33 @@ from pipeline.io.atomic import (
     temporary_sibling,
     write_text_atomically,
 )
-from pipeline.io.coords import LAT_NAMES, LAT_UNITS, LON_NAMES, LON_UNITS, find_lat_lon
+from pipeline.io.coords import (
+    LAT_NAMES,
+    LAT_UNITS,
+    LON_NAMES,
+    LON_UNITS,
+    axis_gaps,
+    axis_problems,
+    check_coordinates,
+    curvilinear_message,
+    find_lat_lon,
+    find_lat_lon_or_none,
+    gap_message,
+)
+from pipeline.io.integrity import check_netcdf_complete, check_zarr_complete, missing_chunks
 from pipeline.io.netcdf import open_netcdf
+from pipeline.io.reading import DECODE_ERRORS, read_values, reading
 from pipeline.io.stores import (
     NETCDF_SUFFIXES,
     ZARR_SUFFIX,
+    check_cf_attributes,
     check_output_path,
     detect_format,
     open_dataset,
     output_format,
     provenance_attrs,
     store_size,
+    writable_encoding,
     write,
 )
 from pipeline.io.tables import read_csv_table
@@ -52,6 +76,7 @@ from pipeline.io.validate import (
     KNOWN_VARIABLES,
     ValidationResult,
     VarSpec,
+    check_max_nan_fraction,
     derive_bounds,
     harmonise,
     is_unstructured,
@@ -59,7 +84,22 @@ from pipeline.io.validate import (
 )
 
 __all__ = [
+    "DECODE_ERRORS",
     "atomic_output",
+    "axis_gaps",
+    "axis_problems",
+    "check_cf_attributes",
+    "check_coordinates",
+    "check_max_nan_fraction",
+    "check_netcdf_complete",
+    "check_zarr_complete",
+    "curvilinear_message",
+    "find_lat_lon_or_none",
+    "gap_message",
+    "missing_chunks",
+    "read_values",
+    "reading",
+    "writable_encoding",
     "check_not_input",
     "check_output",
     "check_output_path",

@@ -143,7 +143,9 @@ def _expand_inputs(inputs: Iterable[str | Path]) -> list[Path]:
         if inp is None:
             continue
         text = str(inp)
-        if any(ch in text for ch in "*?["):
+        if Path(text).exists():  # a name with [...] that exists is that file (as open_dataset reads it)
+            out.append(Path(text))
+        elif any(ch in text for ch in "*?["):
             out.extend(Path(p) for p in glob.glob(text))
         else:
             out.append(Path(text))

@@ -9,11 +9,14 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import xarray as xr
 
 from pipeline import __version__
 from pipeline.errors import InputDataError
 from pipeline.io.atomic import ZARR_METADATA_FILES, atomic_output, check_output, is_zarr_store, probe_writable
+from pipeline.io.integrity import mark_complete
+from pipeline.io.reading import DECODE_ERRORS, CheckedGetter, netcdf_lock
 
 NETCDF_SUFFIXES = (".nc", ".nc4", ".netcdf", ".cdf")
 
@@ -50,7 +53,9 @@ def detect_format(path: str | Path) -> str:
 
 def _expand(path_or_glob: str | Path) -> list[Path]:
     text = str(path_or_glob)
-    if any(ch in text for ch in "*?["):
+    # A file whose name holds [...] (or * or ?) is opened as named when it exists: a pattern
+    # only when nothing has that exact name.
+    if any(ch in text for ch in "*?[") and not Path(text).exists():
         paths = sorted(Path(p) for p in _glob.glob(text))
         if not paths:
             raise InputDataError(f"no file matches the pattern {text}; check the directory and the wildcard")
@@ -58,41 +63,237 @@ def _expand(path_or_glob: str | Path) -> list[Path]:
     return [Path(text)]
 
 
-def open_dataset(path_or_glob: str | Path, *, chunks: dict | str | None = "auto") -> xr.Dataset:
-    """Open NetCDF (one file or a glob of many) or Zarr (v2/v3) lazily, dask-chunked.
+def open_dataset(path_or_glob: str | Path, *, chunks: dict | str | None = "auto",
+                 missing_chunks: str = "auto") -> xr.Dataset:
+    """Open NetCDF (one file or a glob of many) or Zarr (v2/v3) lazily, dask-chunked, after checking it.
+
+    Before anything is read, every input is checked to be whole: a NetCDF file as long as its
+    header implies (:func:`pipeline.io.integrity.check_netcdf_complete`), a Zarr store with
+    every chunk of every array present (:func:`pipeline.io.integrity.check_zarr_complete`: an
+    error for stores terrascale wrote, a warning for others).
+    After opening: data in sub-groups only, CF packing attributes stored as text, and lat/lon
+    coordinates no stage can use (empty, NaN, infinite, beyond ±90°, curvilinear) are errors.
+    Each variable's ``encoding["source"]`` names its file or store, for the messages of
+    :func:`pipeline.io.read_values`.
 
     Parameters
     ----------
     path_or_glob
         A ``.nc`` file, a glob such as ``"lai_*.nc"`` (combined by coordinates), or a Zarr store.
+        An existing path is opened as named even when it holds glob characters.
     chunks
-        dask chunks passed to xarray; ``"auto"`` lets dask choose.
+        dask chunks passed to xarray; ``"auto"`` lets dask choose; ``None``: no dask.
+    missing_chunks
+        Missing chunks of a Zarr store: ``"auto"`` (refuse a store terrascale wrote, warn about
+        others), ``"error"`` (refuse any) or ``"allow"`` (read them as fill values, e.g. to write
+        a complete copy of a store whose writer skipped all-fill chunks).
 
     Returns
     -------
     xarray.Dataset
         Lazy dataset; nothing is read until computed.
+
+    Raises
+    ------
+    InputDataError
+        Naming the file, the variable and the fix.
     """
+    from pipeline.io.coords import check_coordinates
+    from pipeline.io.integrity import check_netcdf_complete, check_zarr_complete
+
     paths = _expand(path_or_glob)
     formats = {detect_format(p) for p in paths}
     if len(formats) > 1:
         raise InputDataError(f"{path_or_glob} mixes NetCDF and Zarr inputs; open them separately")
     fmt = formats.pop()
+    for p in paths:
+        if fmt == "netcdf":
+            check_netcdf_complete(p)
+        else:
+            check_zarr_complete(p, policy=missing_chunks)
+    source = str(path_or_glob) if len(paths) > 1 else str(paths[0])
     try:
-        if fmt == "zarr":
-            if len(paths) > 1:
-                return xr.open_mfdataset(paths, engine="zarr", chunks=chunks, combine="by_coords")
-            return xr.open_zarr(paths[0], chunks=chunks, consolidated=_is_consolidated(paths[0]))
-        if len(paths) > 1:
-            return xr.open_mfdataset(paths, chunks=chunks, combine="by_coords", engine="netcdf4")
-        return xr.open_dataset(paths[0], chunks=chunks, engine="netcdf4")
+        ds = _open(paths, fmt, chunks, source)
+        if not ds.data_vars:
+            _refuse_groups_only(paths[0], fmt)
+        check_cf_attributes(ds, source)
+        check_coordinates(ds, source)  # reads a non-index lat/lon (cells of an unstructured grid)
     except InputDataError:
         raise
-    except (OSError, ValueError, KeyError, RuntimeError) as err:
-        raise InputDataError(
-            f"{path_or_glob} cannot be read as {fmt} ({type(err).__name__}: {err}); the file may be truncated "
-            "or corrupt: re-create or re-download it"
-        ) from None
+    except (*DECODE_ERRORS, KeyError) as err:
+        raise _open_error(path_or_glob, paths, fmt, err) from None
+    except (TypeError, ArithmeticError):
+        # dask sizes chunks by the decoded dtype: a text scale_factor fails there, before any check
+        problem = next(filter(None, (_raw_text_attribute(p, fmt) for p in paths)), None)
+        if problem:
+            raise InputDataError(problem) from None
+        raise
+    for var in ds.variables.values():
+        var.encoding["source"] = source
+    return ds
+
+
+def _open(paths: list[Path], fmt: str, chunks, source: str) -> xr.Dataset:
+    # every dask chunk is read through CheckedGetter: a chunk that does not decode is one clear error
+    kw = {"from_array_kwargs": {"getitem": CheckedGetter(source)}} if chunks is not None else {}
+    if fmt == "zarr":
+        if len(paths) > 1:
+            return xr.open_mfdataset(paths, engine="zarr", chunks=chunks, combine="by_coords", **kw)
+        return xr.open_zarr(paths[0], chunks=chunks, consolidated=_is_consolidated(paths[0]), **kw)
+    if len(paths) > 1:
+        return xr.open_mfdataset(paths, chunks=chunks, combine="by_coords", engine="netcdf4", **kw)
+    return xr.open_dataset(paths[0], chunks=chunks, engine="netcdf4", **kw)
+
+
+def _open_error(path_or_glob, paths: list[Path], fmt: str, err: BaseException) -> InputDataError:
+    """The error of an open that failed: a text attribute, a corrupt coordinate chunk, or generic."""
+    from pipeline.io.integrity import zarr_arrays
+    from pipeline.io.reading import describe_region, locate_bad_chunk
+
+    for p in paths:
+        problem = _raw_text_attribute(p, fmt)
+        if problem:
+            return InputDataError(problem)
+        if fmt == "zarr":
+            for meta in zarr_arrays(p):  # coordinates are read at open: look for their bad chunk
+                if len(meta.shape) == 1:
+                    found = locate_bad_chunk(p, meta.name, budget_s=2.0)
+                    if found:
+                        return InputDataError(
+                            f"{p}: variable '{meta.name}': chunk {found[0]} ({describe_region(found[1])}) cannot be "
+                            f"decoded ({type(err).__name__}: {err}); the store is corrupt: re-create it")
+    return InputDataError(
+        f"{path_or_glob} cannot be read as {fmt} ({type(err).__name__}: {err}); the file may be truncated "
+        "or corrupt: re-create or re-download it"
+    )
+
+
+def _netcdf_groups(path: Path) -> list[str]:
+    import netCDF4
+
+    try:
+        with netcdf_lock(), netCDF4.Dataset(path, "r") as nc:
+            out = []
+
+            def walk(g, prefix):
+                for name, sub in g.groups.items():
+                    full = f"{prefix}/{name}" if prefix else name
+                    if sub.variables:
+                        out.append(full)
+                    walk(sub, full)
+
+            walk(nc, "")
+            return out
+    except OSError:
+        return []
+
+
+def _refuse_groups_only(path: Path, fmt: str) -> None:
+    """Raise when the root group is empty but sub-groups hold the data (xarray reads the root only)."""
+    from pipeline.io.integrity import zarr_groups
+
+    groups = _netcdf_groups(path) if fmt == "netcdf" else zarr_groups(path)
+    if not groups:
+        return
+    listed = ", ".join(groups)
+    g = groups[0]
+    if fmt == "netcdf":
+        how = (f"extract one into a flat file first, e.g. `ncks -G : -g {g} {path} OUT.nc` (NCO), or in Python "
+               f"xarray.open_dataset({str(path)!r}, group='{g}').to_netcdf('OUT.nc'), and pass OUT.nc")
+    else:
+        how = (f"write that group as a store of its own (in Python: xarray.open_zarr({str(path)!r}, group='{g}')"
+               ".to_zarr('OUT.zarr')) and pass OUT.zarr")
+    raise InputDataError(f"{path}: the root group holds no variables; the data are in group(s) {listed}; {how}")
+
+
+_PACKING = ("scale_factor", "add_offset", "_FillValue", "missing_value")
+
+
+def _is_text(value) -> bool:
+    if isinstance(value, (str, bytes)):
+        return True
+    return isinstance(value, np.ndarray) and value.dtype.kind in "USO"
+
+
+def check_cf_attributes(ds: xr.Dataset, source: str) -> None:
+    """Raise :class:`InputDataError` for a numeric variable whose scale_factor, add_offset,
+    _FillValue or missing_value is stored as text: decoding would fail on the first read (or
+    silently not mask)."""
+    for name, var in ds.variables.items():
+        dtype = var.encoding.get("dtype", var.dtype)
+        for key in _PACKING:
+            msg = _text_attribute_message(source, str(name), key, var.encoding.get(key, var.attrs.get(key)), dtype)
+            if msg:
+                raise InputDataError(msg)
+
+
+_NCO_TYPES = {"f4": "f", "f8": "d", "i1": "b", "u1": "ub", "i2": "s", "u2": "us", "i4": "l", "u4": "ul",
+              "i8": "ll", "u8": "ull"}
+
+
+def _text_attribute_message(source, name: str, key: str, value, dtype) -> str | None:
+    """The message for a CF packing attribute stored as text on a numeric variable, else None."""
+    if value is None or not _is_text(value) or np.dtype(dtype).kind not in "biufc":
+        return None
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    try:
+        number = repr(float(text))
+    except ValueError:
+        number = "NUMBER"
+    nc_type = "d" if key in ("scale_factor", "add_offset") else _NCO_TYPES.get(np.dtype(dtype).str[1:], "d")
+    fix = (f"`ncatted -O -a {key},{name},o,{nc_type},{number} {source}`" if Path(str(source)).is_file()
+           else f"rewrite the attribute as a number in the metadata of '{name}' in {source} (or re-create the store)")
+    return (f"{source}: variable '{name}' has {key} {text!r} stored as text; CF needs a number "
+            f"(of the variable's type for {key}): fix it with {fix}")
+
+
+def _raw_text_attribute(path: Path, fmt: str) -> str | None:
+    """A CF packing attribute stored as text, read from the file's own metadata (no decoding)."""
+    if fmt == "netcdf":
+        import netCDF4
+
+        try:
+            with netcdf_lock(), netCDF4.Dataset(path, "r") as nc:
+                for name, v in nc.variables.items():
+                    for key in _PACKING:
+                        if key in v.ncattrs():
+                            msg = _text_attribute_message(path, name, key, v.getncattr(key), v.dtype)
+                            if msg:
+                                return msg
+        except (OSError, RuntimeError, TypeError, ValueError):
+            return None
+        return None
+    return _zarr_text_attribute(path)
+
+
+def _zarr_text_attribute(store: Path) -> str | None:
+    """A text CF attribute in the raw metadata of a store that xarray could not open, or None."""
+    import base64
+    import binascii
+
+    from pipeline.io.integrity import zarr_arrays
+
+    for meta in zarr_arrays(store):
+        raw = {}
+        for f in (".zattrs", "zarr.json"):
+            try:
+                doc = json.loads((meta.path / f).read_text())
+            except (OSError, ValueError):
+                continue
+            raw.update(doc.get("attributes", {}) if f == "zarr.json" else doc)
+        for key in _PACKING:
+            value = raw.get(key)
+            if not isinstance(value, str):
+                continue
+            if key == "_FillValue":  # xarray keeps a float fill value of Zarr v3 as base64 text
+                try:
+                    base64.b64decode(value, validate=True)
+                    continue
+                except (binascii.Error, ValueError):
+                    pass
+            return (f"{store}: variable '{meta.name}' has {key} {value!r} stored as text; CF needs a number: "
+                    f"rewrite the attribute as a number in the metadata of '{meta.name}' (or re-create the store)")
+    return None
 
 
 def _is_consolidated(store: Path) -> bool:
@@ -210,19 +411,62 @@ def write(
     with atomic_output(path, directory=zarr, kind="a Zarr store" if zarr else "a NetCDF file",
                        replaces=is_zarr_store if zarr else None) as tmp:
         probe_writable(tmp, path)
+        for var in out.variables.values():  # copies of the caller's variables (copy above): theirs keep theirs
+            var.encoding = writable_encoding(var.encoding, fmt, inherited=True)
+        encoding = {k: writable_encoding(v, fmt) for k, v in (encoding or {}).items()} or None
         if fmt == "netcdf":
             out.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
         else:
-            _drop_stale_chunk_encoding(out)
-            out.to_zarr(tmp, mode="w", encoding=encoding, consolidated=False, zarr_format=3)
+            # every chunk is written, all-fill ones too: a chunk missing from a terrascale store
+            # is then always a lost one (open_dataset refuses such stores)
+            out.to_zarr(tmp, mode="w", encoding=encoding, consolidated=False, zarr_format=3, write_empty_chunks=True)
+            mark_complete(tmp)
     return path
 
 
-def _drop_stale_chunk_encoding(ds: xr.Dataset) -> None:
-    # Chunk encodings inherited from an input store conflict with new dask chunks on write.
-    for var in ds.variables.values():
-        for key in ("chunks", "preferred_chunks", "shards"):
-            var.encoding.pop(key, None)
+#: Encoding keys of CF (de)coding, valid for every output format.
+_CF_ENCODING = frozenset({"_FillValue", "dtype", "scale_factor", "add_offset", "units", "calendar", "missing_value"})
+
+#: Per output format, the encoding keys its writer accepts (netCDF4: the library's variable options;
+#: Zarr v3: the codec pipeline and chunking).
+_FORMAT_ENCODING = {
+    "netcdf": frozenset({"zlib", "complevel", "shuffle", "fletcher32", "contiguous", "chunksizes", "compression",
+                         "significant_digits", "quantize_mode", "original_shape"}),
+    "zarr": frozenset({"chunks", "shards", "compressors", "filters", "serializer", "chunk_key_encoding",
+                       "write_empty_chunks"}),
+}
+
+#: Encoding keys an input leaves on its variables that describe how *it* was stored; the codecs,
+#: chunk layout and key encoding of a Zarr v2 or v3 input (or the chunking of a NetCDF input)
+#: do not fit the Zarr v3 output (a v2 Blosc compressor is not a v3 codec; dask chunks change).
+_INHERITED_ZARR_DROP = frozenset({"chunks", "preferred_chunks", "shards", "compressors", "filters", "serializer",
+                                  "chunk_key_encoding"})
+
+
+def writable_encoding(encoding: dict, fmt: str, *, inherited: bool = False) -> dict:
+    """The part of a variable's ``encoding`` the writer of ``fmt`` (``"netcdf"`` or ``"zarr"``) can take.
+
+    Parameters
+    ----------
+    encoding : dict
+        A variable's encoding (from its input) or an encoding given to :func:`write`.
+    fmt : str
+        ``"netcdf"`` (netCDF4 engine) or ``"zarr"`` (Zarr v3).
+    inherited : bool
+        ``encoding`` came with an input: for Zarr, its codecs and chunk layout are dropped too
+        (the output gets zarr's default codecs and the data's chunks).
+
+    Returns
+    -------
+    dict
+        CF keys (``_FillValue``, ``dtype``, ``scale_factor``, ...) and the keys ``fmt`` accepts;
+        anything else (``compressor`` of Zarr v2, ``dimension_separator``, ``zlib`` for Zarr,
+        ``compressors`` for NetCDF, ...) is left out.
+    """
+    keep = _CF_ENCODING | _FORMAT_ENCODING[fmt]
+    if fmt == "zarr" and inherited:
+        keep = keep - _INHERITED_ZARR_DROP
+    return {k: v for k, v in encoding.items() if k in keep}
 
 
 def store_size(path: str | Path) -> int:

@@ -11,8 +11,15 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
-from pipeline.errors import InputDataError
-from pipeline.io.coords import _norm_units, find_lat_lon
+from pipeline.errors import ConfigError, InputDataError
+from pipeline.io.coords import (
+    _norm_units,
+    axis_gaps,
+    axis_problems,
+    curvilinear_message,
+    find_lat_lon,
+    gap_message,
+)
 from pipeline.sphere import edges_from_centres
 
 
@@ -45,8 +52,6 @@ KNOWN_VARIABLES: dict[str, VarSpec] = {
 
 
 def _monotonic_problem(values: np.ndarray, name: str) -> str | None:
-    if values.ndim != 1:
-        return f"coordinate '{name}' is {values.ndim}-D; terrascale needs a rectilinear grid with 1-D lat/lon (regrid curvilinear data first, e.g. with `cdo remapcon`)"
     if values.size < 2:
         return None
     d = np.diff(values)
@@ -54,9 +59,37 @@ def _monotonic_problem(values: np.ndarray, name: str) -> str | None:
         bad = int(np.argmax(~((d > 0) if d[0] > 0 else (d < 0)))) if d[0] != 0 else 0
         return (
             f"coordinate '{name}' is not strictly monotonic (first break after index {bad}: "
-            f"{values[bad]} then {values[bad + 1]}); sort the file, e.g. `cdo sortlon`/`invertlat`, or remove duplicates"
+            f"{values[bad]} then {values[bad + 1]}); sort the file (`cdo sortlon` for longitudes, "
+            "`cdo invertlat` for latitudes) or remove the duplicates"
         )
     return None
+
+
+def _has_bounds(ds: xr.Dataset, name: str) -> bool:
+    return ds[name].attrs.get("bounds") in ds.variables
+
+
+def _coordinate_problems(ds: xr.Dataset, lat: str, lon: str, source: str, notes: list[str]) -> list[str]:
+    """Problems of the lat/lon axes: curvilinear, empty, NaN, ±inf, beyond ±90°, unsorted, gaps."""
+    if ds[lat].ndim > 1 or ds[lon].ndim > 1:
+        return [curvilinear_message(None, lat, lon, max(ds[lat].ndim, ds[lon].ndim))]
+    problems = []
+    for name, kind in ((lat, "lat"), (lon, "lon")):
+        values = np.asarray(ds[name].values)
+        found = axis_problems(values, name, kind, gaps=False)
+        if not found:  # a NaN breaks no `diff <= 0` test the right way: sortedness only of clean values
+            mono = _monotonic_problem(values.astype(np.float64), name)
+            found = [mono] if mono else []
+        if not found:
+            what = "latitude" if kind == "lat" else "longitude"
+            gaps = axis_gaps(values, kind)[:3]
+            if _has_bounds(ds, name):
+                notes += [f"{what} '{name}' has a gap between {a:g} and {b:g} (a step of {st:g} where it steps by "
+                          f"{u:g}); its cell bounds say where the cells are" for a, b, st, u in gaps]
+            else:
+                found = [gap_message(what, name, g) for g in gaps]
+        problems += found
+    return problems
 
 
 def derive_bounds(centres: np.ndarray, *, clip: tuple[float, float] | None = None) -> np.ndarray:
@@ -102,6 +135,17 @@ def harmonise(ds: xr.Dataset, lat: str, lon: str, notes: list[str] | None = None
         notes.append(f"latitude '{lat}' was descending: flipped to ascending")
     lon_vals = np.asarray(ds[lon].values, dtype=np.float64)
     wrapped = ((lon_vals + 180.0) % 360.0) - 180.0
+    _, first = np.unique(wrapped, return_index=True)
+    if first.size < wrapped.size:
+        # 0 and 360 (or -180 and 180) are one meridian: a cyclic copy of a column, which would
+        # become a duplicate longitude (and a second, overlapping cell) after the wrap
+        keep = np.sort(first)
+        kept = {float(wrapped[i]): i for i in keep}
+        pairs = ", ".join(f"{lon_vals[i]:g} repeats {lon_vals[kept[float(wrapped[i])]]:g}"
+                          for i in np.setdiff1d(np.arange(wrapped.size), keep))
+        ds = ds.isel({ds[lon].dims[0]: keep})
+        notes.append(f"longitude '{lon}' holds the same meridian twice ({pairs}): the repeated column dropped")
+        lon_vals, wrapped = lon_vals[keep], wrapped[keep]
     if not np.array_equal(wrapped, lon_vals) or (lon_vals.size > 1 and lon_vals[0] > lon_vals[-1]):
         shift = wrapped - lon_vals
         ds = ds.assign_coords({lon: (ds[lon].dims, wrapped, ds[lon].attrs)})
@@ -149,16 +193,21 @@ def validate_dataset(
     ValidationResult
         Call :meth:`ValidationResult.raise_if_problems` to turn problems into one error.
     """
+    from pipeline.io.stores import check_cf_attributes
+
     source = str(source)
+    check_max_nan_fraction(max_nan_fraction)
+    check_cf_attributes(ds, source)
     lat, lon = find_lat_lon(ds, source)
     problems: list[str] = []
     notes: list[str] = []
+    if ds[lat].size == 0 or ds[lon].size == 0:  # nothing else can be checked on an empty grid
+        empty = [p for n, k in ((lat, "lat"), (lon, "lon")) for p in axis_problems(ds[n].values, n, k)[:1]
+                 if ds[n].size == 0]
+        return ValidationResult(ds, source, lat, lon, empty, notes, [])
     if is_unstructured(ds, lat, lon):
         return _validate_unstructured(ds, source, lat, lon, variables, max_nan_fraction)
-    for name in (lat, lon):
-        msg = _monotonic_problem(np.asarray(ds[name].values), name)
-        if msg:
-            problems.append(msg)
+    problems += _coordinate_problems(ds, lat, lon, source, notes)
     if "time" in ds.coords and ds["time"].ndim == 1 and ds.sizes["time"] > 1:
         t = ds["time"].values
         if not np.all(t[1:] > t[:-1]):
@@ -166,32 +215,51 @@ def validate_dataset(
     if not problems:  # a grid with broken coordinates is reported, not reordered
         ds = harmonise(ds, lat, lon, notes)
 
-    grid_dims = {ds[lat].dims[0], ds[lon].dims[0]}
+    grid_dims = set(ds[lat].dims) | set(ds[lon].dims)
     summary = _check_variables(ds, source, lat, lon, grid_dims, variables, max_nan_fraction, problems)
     return ValidationResult(ds, source, lat, lon, problems, notes, summary)
 
 
+def check_max_nan_fraction(value: float) -> None:
+    """:class:`ConfigError` unless ``value`` is a fraction in [0, 1] (``--max-nan-fraction``)."""
+    if not (isinstance(value, (int, float, np.floating)) and 0.0 <= float(value) <= 1.0):
+        raise ConfigError(f"--max-nan-fraction must be a fraction between 0 and 1 (e.g. 0.2 for 20%), got {value!r}")
+
+
 def _fmt(x: float) -> str:
-    return "nan" if not np.isfinite(x) else f"{x:.4g}"
+    if np.isnan(x):
+        return "nan"
+    return ("inf" if x > 0 else "-inf") if np.isinf(x) else f"{x:.4g}"
 
 
-def _statistics(ds: xr.Dataset, names: list[str], source: str) -> dict[str, tuple[float, float, float]]:
-    """min, max and NaN fraction of each variable, computed together in one pass over the data."""
+def _statistics(ds: xr.Dataset, names: list[str], source: str) -> dict[str, tuple[float, float, float, float]]:
+    """min and max of the finite values, NaN fraction and number of ±inf of each variable, in one pass."""
+    from pipeline.io.reading import DECODE_ERRORS, read_error, reading
+
     lazy = []
     for name in names:
         data = da.asarray(ds[name].data)
+        if data.size == 0:
+            lazy.append((np.nan, np.nan, 1.0, 0))
+            continue
         if data.dtype.kind != "f":
             data = data.astype("float64")
-        lazy.append((da.nanmin(data), da.nanmax(data), da.isnan(data).mean()))
+        inf = da.isinf(data)
+        finite = da.where(inf, np.nan, data)  # ±inf are counted apart; the range is of the finite values
+        lazy.append((da.nanmin(finite), da.nanmax(finite), da.isnan(data).mean(), inf.sum()))
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices are reported as problems
             computed = dask.compute(*lazy)
-    except (OSError, RuntimeError, ValueError) as err:
-        raise InputDataError(
-            f"{source}: the values of {', '.join(names)} cannot be read ({type(err).__name__}: {err}); "
-            "the file may be truncated or corrupt: re-create or re-download it"
-        ) from None
+    except DECODE_ERRORS as err:
+        # every variable was read together: read each alone (one flag per block kept) to name it
+        for name in names:
+            data = da.asarray(ds[name].data)
+            touched = data.map_blocks(lambda b: np.zeros((1,) * b.ndim, bool), dtype=bool,
+                                      chunks=tuple((1,) * len(c) for c in data.chunks))
+            with reading(ds[name].encoding.get("source", source), name):
+                touched.compute()
+        raise read_error(source, None, err) from None
     return {n: tuple(float(v) for v in c) for n, c in zip(names, computed)}
 
 
@@ -205,12 +273,8 @@ def _validate_unstructured(ds, source, lat, lon, variables, max_nan_fraction) ->
     # row by row from the north for ecCodes/CDO): there is nothing to sort, only ranges to check.
     problems: list[str] = []
     notes = [f"unstructured grid: {ds.sizes[ds[lat].dims[0]]} cells on dimension '{ds[lat].dims[0]}'"]
-    lat_v = np.asarray(ds[lat].values, dtype=np.float64)
-    lon_v = np.asarray(ds[lon].values, dtype=np.float64)
-    if np.nanmin(lat_v) < -90 or np.nanmax(lat_v) > 90:
-        problems.append(f"coordinate '{lat}' has values outside [-90, 90]; check its units")
-    if np.nanmin(lon_v) < -360 or np.nanmax(lon_v) > 720:
-        problems.append(f"coordinate '{lon}' has values outside [-360, 720]; check its units")
+    for name, kind in ((lat, "lat"), (lon, "lon")):  # NaN, ±inf, beyond ±90°; cells have no order to check
+        problems += axis_problems(ds[name].values, name, kind, gaps=False)
     summary = _check_variables(ds, source, lat, lon, {ds[lat].dims[0]}, variables, max_nan_fraction, problems)
     return ValidationResult(ds, source, lat, lon, problems, notes, summary)
 
@@ -234,7 +298,10 @@ def _check_variables(ds, source, lat, lon, grid_dims, variables, max_nan_fractio
     summary = []
     for name in names:
         var = ds[name]
-        mn, mx, nan_frac = stats[name]
+        mn, mx, nan_frac, n_inf = stats[name]
+        if n_inf:
+            problems.append(f"variable '{name}' holds {int(n_inf)} infinite value(s) (±inf); they are no data "
+                            "terrascale can average: set them to the fill value (missing) and re-create the file")
         units = var.attrs.get("units", "")
         summary.append(dict(variable=name, dims=",".join(map(str, var.dims)), units=units or "-",
                             min=_fmt(mn), max=_fmt(mx), nan_percent=f"{100 * nan_frac:.1f}"))

@@ -135,6 +135,8 @@ class Model(ABC):
     kind: ClassVar[str] = ""
     family: ClassVar[str] = ""  # baseline | ml | deep
     tasks: ClassVar[frozenset[str]] = frozenset(TASKS)
+    #: the pydantic class of the kind's parameters (:mod:`pipeline.config.models`)
+    params_type: ClassVar[type | None] = None
 
     def __init__(self, spec: TaskSpec, params: Any = None, *, name: str | None = None, device: str = "cpu",
                  seed: int = 0):
@@ -142,13 +144,27 @@ class Model(ABC):
             raise ConfigError(f"model {name or self.kind!r} ({self.kind}) does not support the {spec.task} task; "
                               f"it supports {', '.join(sorted(self.tasks))}")
         self.spec = spec
-        self.params = params
         self.name = name or self.kind
+        self.params = self._typed_params(params)
         self.device = device
         self.seed = int(seed)
         self.fit_seconds: float | None = None
         self.predict_seconds: float | None = None
         self.fitted = False
+
+    def _typed_params(self, params):
+        """``params`` as the kind's typed parameters (a mapping or ``None`` is validated)."""
+        if self.params_type is None or isinstance(params, self.params_type):
+            return params
+        from pydantic import ValidationError
+
+        if hasattr(params, "model_dump"):  # another kind's parameters: validated field by field
+            params = params.model_dump()
+        try:
+            return self.params_type.model_validate(params or {})
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise ConfigError(f"model {self.name!r} ({self.kind}): invalid params: {problems}") from None
 
     # ------------------------------------------------------------------ public interface
     def fit(self, X: pd.DataFrame, y, *, X_valid: pd.DataFrame | None = None, y_valid=None) -> "Model":

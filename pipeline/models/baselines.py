@@ -59,11 +59,6 @@ class _Baseline(Model):
     family = "baseline"
     params_type = CoarsePriorParams
 
-    def __init__(self, spec: TaskSpec, params=None, **kwargs):
-        if not isinstance(params, self.params_type):
-            params = self.params_type.model_validate(params or {})
-        super().__init__(spec, params, **kwargs)
-
 
 class _ZoneClassCounts(_Baseline):
     """Training counts of each LULC class per Köppen zone, shared by the two LULC baselines."""

@@ -37,8 +37,6 @@ class XGBoostModel(Model):
     params_type = XGBoostParams
 
     def __init__(self, spec: TaskSpec, params=None, **kwargs):
-        if not isinstance(params, self.params_type):
-            params = self.params_type.model_validate(params or {})
         super().__init__(spec, params, **kwargs)
         self.booster = None
         self.encoder: FeatureEncoder | None = None

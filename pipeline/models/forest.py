@@ -110,8 +110,6 @@ class RandomForestModel(Model):
     params_type = RandomForestParams
 
     def __init__(self, spec: TaskSpec, params=None, **kwargs):
-        if not isinstance(params, self.params_type):
-            params = self.params_type.model_validate(params or {})
         super().__init__(spec, params, **kwargs)
         self.estimator = None
         self.encoder: FeatureEncoder | None = None

@@ -33,8 +33,6 @@ class _LinearModel(Model):
     params_type = RidgeParams
 
     def __init__(self, spec: TaskSpec, params=None, **kwargs):
-        if not isinstance(params, self.params_type):
-            params = self.params_type.model_validate(params or {})
         super().__init__(spec, params, **kwargs)
         self.pipeline = None
         self.encoder: FeatureEncoder | None = None

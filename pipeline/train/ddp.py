@@ -88,7 +88,7 @@ class DataParallelResult:
 
 
 def _fit_rank(rank: int, world: int, module_factory, X: np.ndarray, y: np.ndarray, epochs: int, batch_size: int,
-              learning_rate: float, seed: int) -> DataParallelResult | None:
+              learning_rate: float, seed: int, device: str) -> DataParallelResult | None:
     import time
 
     import torch
@@ -97,12 +97,13 @@ def _fit_rank(rank: int, world: int, module_factory, X: np.ndarray, y: np.ndarra
 
     torch.manual_seed(seed)  # the same initial weights on every rank (DDP also broadcasts rank 0's)
     torch.set_num_threads(1)
-    module = module_factory()
+    module = module_factory().to(device)  # a dask-cuda worker sees its one GPU as "cuda"
     model = DistributedDataParallel(module) if world > 1 else module
     opt = torch.optim.Adam(model.parameters(), lr=learning_rate)
     gen = torch.Generator().manual_seed(seed)
     n = X.shape[0]
-    Xt, yt = torch.as_tensor(X, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
+    Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
+    yt = torch.as_tensor(y, dtype=torch.float32, device=device)
     # every rank takes its share of each global batch, so that 1 and N ranks follow the same
     # optimisation path: a global batch of `batch_size` rows per step, the gradient averaged
     per_rank = max(1, batch_size // world)
@@ -121,22 +122,23 @@ def _fit_rank(rank: int, world: int, module_factory, X: np.ndarray, y: np.ndarra
             total += float(loss.detach()) * idx.numel()
             count += idx.numel()
             seen += idx.numel()
-        stats = torch.tensor([total, float(count)])
+        stats = torch.tensor([total, float(count)], device=device)
         if world > 1:
             dist.all_reduce(stats)
         losses.append(float(stats[0] / stats[1]))
     rate = seen / max(time.perf_counter() - t0, 1e-9)
     if world > 1:
-        r = torch.tensor([rate])
+        r = torch.tensor([rate], device=device)
         dist.all_reduce(r)
         rate = float(r)
     if rank != 0:
         return None
-    return DataParallelResult({k: v.detach().clone() for k, v in module.state_dict().items()}, losses, rate, world)
+    return DataParallelResult({k: v.detach().cpu().clone() for k, v in module.state_dict().items()}, losses, rate, world)
 
 
 def fit_data_parallel(client, module_factory: Callable, X, y, *, epochs: int, batch_size: int,
-                      learning_rate: float, seed: int = 0, backend: str = "gloo") -> DataParallelResult:
+                      learning_rate: float, seed: int = 0, backend: str = "gloo",
+                      device: str | None = None) -> DataParallelResult:
     """Fit a regression module with mean-squared error, data-parallel over the cluster's workers.
 
     Parameters
@@ -151,6 +153,9 @@ def fit_data_parallel(client, module_factory: Callable, X, y, *, epochs: int, ba
         The optimisation: Adam, ``batch_size`` rows per step over all ranks together.
     backend : str
         ``gloo`` or ``nccl``.
+    device : str, optional
+        Where each rank computes: ``cuda`` (its worker's GPU) or ``cpu``; default ``cuda`` with
+        nccl, else ``cpu``.
 
     Returns
     -------
@@ -163,5 +168,6 @@ def fit_data_parallel(client, module_factory: Callable, X, y, *, epochs: int, ba
     X = np.ascontiguousarray(X, dtype=np.float32)
     y = np.ascontiguousarray(y, dtype=np.float32)
     results = run_data_parallel(client, _fit_rank, module_factory, X, y, int(epochs), int(batch_size),
-                                float(learning_rate), int(seed), backend=backend)
+                                float(learning_rate), int(seed), device or ("cuda" if backend == "nccl" else "cpu"),
+                                backend=backend)
     return results[0]

@@ -21,7 +21,11 @@ overlap in radians (periodic). That gives three shapes of exact weights:
 Weight files: :func:`write_weights` writes SCRIP (``src_address``/``dst_address`` 1-based,
 ``remap_matrix`` normalised with ``fracarea``, grid centres, corners, areas, fractions), which
 ``cdo remap,<grid>,weights.nc`` applies, or ESMF (``row``/``col``/``S``/``frac_a``/``frac_b`` ...);
-:func:`read_weights` reads both, e.g. weights from ``cdo gencon`` or ESMF_RegridWeightGen.
+:func:`read_weights` reads both, e.g. weights from ``cdo gencon`` or ESMF_RegridWeightGen, and checks
+their structure first (variables, grid sizes, addresses, weights finite and >= 0); the source cell
+centres it keeps let :func:`pipeline.aggregate.apply_weights` refuse an input on another grid of
+the same size. Weight files are NetCDF (``.nc``); writing them is refused when the links and grid
+arrays cannot fit in memory (:mod:`pipeline.grids.limits`).
 
 Modules: ``types`` (the three weight containers), ``overlaps`` (exact 1-D overlaps and
 :func:`compute_weights`), ``files`` (SCRIP/ESMF weight files).

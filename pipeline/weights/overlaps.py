@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from pipeline.errors import InputDataError
-from pipeline.grids import Grid, RectilinearGrid, ReducedGrid
+from pipeline.grids import Grid, RectilinearGrid, ReducedGrid, check_memory
 from pipeline.sphere import sin_lat_diff
 from pipeline.weights.types import (
     RowwiseWeights,
@@ -14,6 +14,10 @@ from pipeline.weights.types import (
     SparseWeights,
     Weights,
 )
+
+#: Bytes per link of general (sparse) weights while they are built: the per-row parts and their
+#: concatenation (source, destination, weight).
+SPARSE_LINK_BYTES = 48
 
 #: Overlaps shorter than this fraction of the narrower of the two intervals are rounding slivers.
 SLIVER = 1e-9
@@ -117,6 +121,9 @@ def compute_weights(src: Grid, dst: Grid) -> Weights:
         return RowwiseWeights(src, dst, rows=rows, groups=groups)
     # general: per pair of overlapping rows, the product of their column links
     so, do = _row_offsets(src), _row_offsets(dst)
+    n_links = sum(cols(int(skeys[i]), int(dkeys[j]))[0].size for i, j in zip(rsrc, rdst))
+    check_memory(float(n_links) * SPARSE_LINK_BYTES, f"weights {src.name} -> {dst.name} ({n_links:,} links)",
+                 "choose coarser grids or a smaller region")
     parts = []
     for i, j, w in zip(rsrc, rdst, rw):
         cs, cd, cw = cols(int(skeys[i]), int(dkeys[j]))

@@ -33,6 +33,11 @@ class Weights:
     def n_dst(self) -> int:
         return int(np.prod(self.dst_shape))
 
+    @property
+    def n_links(self) -> int:
+        """Number of (source, destination) links, without making them (:meth:`to_sparse` does)."""
+        raise NotImplementedError
+
     def to_sparse(self) -> "SparseWeights":
         raise NotImplementedError
 
@@ -59,6 +64,10 @@ class SeparableWeights(Weights):
 
     rows: tuple[np.ndarray, np.ndarray, np.ndarray] = None
     cols: tuple[np.ndarray, np.ndarray, np.ndarray] = None
+
+    @property
+    def n_links(self) -> int:
+        return int(self.rows[0].size) * int(self.cols[0].size)
 
     def to_sparse(self) -> "SparseWeights":
         rsrc, rdst, rw = self.rows
@@ -104,6 +113,10 @@ class RowwiseWeights(Weights):
             out.append((dst_rows, (rsrc[sel], pos[rdst[sel]], rw[sel]), cols, ncols))
         return out
 
+    @property
+    def n_links(self) -> int:
+        return sum(int(rows[0].size) * int(cols[0].size) for _, rows, cols, _ in self.group_links())
+
     def to_sparse(self):
         nx = self.src_shape[1]
         offs = self.dst_grid.offsets
@@ -130,6 +143,7 @@ class SparseWeights(Weights):
     src_area_: np.ndarray | None = None
     dst_perm: np.ndarray | None = None  # dst_grid cell k is file cell dst_perm[k]
     dst_centers_: tuple | None = None  # (lat, lon) degrees, file order, from a weights file
+    src_centers_: tuple | None = None  # (lat, lon) degrees of the source cells, file order, from a weights file
     source: str = "computed"
 
     def __post_init__(self):
@@ -144,6 +158,10 @@ class SparseWeights(Weights):
     @property
     def dst_shape(self):
         return self.shapes[1] if self.shapes else self.dst_grid.shape
+
+    @property
+    def n_links(self) -> int:
+        return int(self.src.size)
 
     def to_sparse(self):
         return self

@@ -12,8 +12,8 @@ from pipeline.datasets import (
     load_pft_crosswalk,
     lulc_fractions_2019,
 )
-from pipeline.datasets._grid import GridWindow
 from pipeline.datasets.classes import DEFAULT_CLASS_TABLE, DEFAULT_PFT_CROSSWALK
+from pipeline.datasets.window import GridWindow
 from pipeline.errors import InputDataError
 
 

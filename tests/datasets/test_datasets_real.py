@@ -16,9 +16,9 @@ from pipeline.datasets import (
     load_koppen,
     load_land_mask,
 )
-from pipeline.datasets._grid import GridWindow
-from pipeline.datasets._readers import iter_npz_rows
 from pipeline.datasets.loaders import koppen_majority
+from pipeline.datasets.readers import iter_npz_rows
+from pipeline.datasets.window import GridWindow
 from pipeline.errors import ConfigError, MissingDependencyError
 from pipeline.sphere import EARTH_RADIUS
 

@@ -14,8 +14,8 @@ from pipeline.datasets import (
     lulc_fractions_2019,
     static_fields,
 )
-from pipeline.datasets._grid import GridWindow
 from pipeline.datasets.synthetic import SCENARIOS, tile_noise
+from pipeline.datasets.window import GridWindow
 from pipeline.errors import ConfigError
 
 BOX = "40,42,-6,-3"  # central Spain, 2° x 3°

@@ -74,6 +74,6 @@ def write_synthetic_stores(root: Path, *, years=(2001, 2002), scenarios=("ssp126
     paths = {}
     for key, name, ds in (("static", "static.zarr", static), ("lulc", "lulc_coarse.zarr", lulc),
                           ("climate", "climate.zarr", climate), ("target", "lai.zarr", lai_ds)):
-        ds.to_zarr(root / name, mode="w", zarr_format=3, consolidated=False)
+        ds.to_zarr(root / name, mode="w", zarr_format=3, consolidated=False, write_empty_chunks=True)
         paths[key] = root / name
     return paths

@@ -226,7 +226,7 @@ def test_feature_table_directory_rules(tmp_path):
 
 
 def test_demo_inputs_replace_only_demo_stores(tmp_path):
-    from pipeline.features.stores import STORE_FILES, _write_demo_atomically
+    from pipeline.features.stores import STORE_FILES, write_demo_atomically
 
     calls = []
 
@@ -241,14 +241,14 @@ def test_demo_inputs_replace_only_demo_stores(tmp_path):
     (user / "lai.zarr" / "zarr.json").write_text("{}")
     before = _snapshot(user)
     with pytest.raises(InputDataError, match=FIX):
-        _write_demo_atomically(user, fake_writer, {})
+        write_demo_atomically(user, fake_writer, {})
     assert calls == [] and _snapshot(user) == before
     old = tmp_path / "run" / "inputs"
     old.mkdir(parents=True)
     for name in STORE_FILES.values():
         (old / name).mkdir()
         (old / name / ".zgroup").write_text("{}")
-    _write_demo_atomically(old, fake_writer, {})
+    write_demo_atomically(old, fake_writer, {})
     assert len(calls) == 1 and sorted(os.listdir(old)) == sorted(STORE_FILES.values())
     assert (old / "lai.zarr" / "zarr.json").exists() and _leftovers(old.parent) == []
 

@@ -26,14 +26,6 @@ def _frame(n, seed):
                          "lai": lai, "igbp": cls})
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
-        with distributed.Client(cl) as c:
-            yield c
-
-
 def test_lai_trees_over_the_workers_reach_the_noise_floor(client):
     train, test = _frame(20000, 0), _frame(4000, 1)
     spec = TaskSpec("lai", "lai", ("x1", "x2", "koppen"), categorical=("koppen",))

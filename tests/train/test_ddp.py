@@ -28,14 +28,6 @@ def _rank_and_world(rank, world):
     return rank, world, float(t)
 
 
-@pytest.fixture(scope="module")
-def client():
-    distributed = pytest.importorskip("distributed")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
-        with distributed.Client(cl) as c:
-            yield c
-
-
 def test_every_worker_is_one_rank_of_one_group(client):
     res = run_data_parallel(client, _rank_and_world)
     assert res == [(0, 2, 1.0), (1, 2, 1.0)]  # the all-reduce summed both ranks

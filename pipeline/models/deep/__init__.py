@@ -131,6 +131,10 @@ class TableEncoder:
         return enc
 
 
+#: the torch ``state_dict`` of a deep model, read back with ``weights_only=True``
+WEIGHTS_FILE = "weights.pt"
+
+
 class DeepModel(Model):
     """Base of the PyTorch models: parameters, training settings, encoding, constraint inputs.
 
@@ -139,19 +143,12 @@ class DeepModel(Model):
     """
 
     family = "deep"
-    params_type: type = None  # set by subclasses
+    #: the JSON state file beside the weights (encoders, target scale, learning curve)
+    state_file = "state.json"
 
     def __init__(self, spec: TaskSpec, params: Any = None, *, name: str | None = None, device: str = "cpu",
                  seed: int = 0):
         super().__init__(spec, params, name=name, device=device, seed=seed)
-        if not isinstance(self.params, self.params_type):
-            try:
-                data = self.params.model_dump() if hasattr(self.params, "model_dump") else dict(self.params or {})
-                self.params = self.params_type(**data)
-            except ValidationError as err:
-                raise ConfigError(f"model {self.name!r} ({self.kind}): invalid params: "
-                                  + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-                                  ) from None
         self.training = TrainingConfig()
         self.checkpoint_dir: Path | None = None
         self.progress: Callable[[dict], None] | None = None
@@ -369,13 +366,35 @@ class DeepModel(Model):
              "seed": self.seed, **extra}
         return json.dumps(d, sort_keys=True, default=str)
 
+    def _save(self, directory: Path) -> list[str]:
+        import torch
+
+        torch.save(self.net.state_dict(), directory / WEIGHTS_FILE)
+        self.write_json(directory / self.state_file, {"encoder": self.encoder.to_dict(), "y_mean": self.y_mean,
+                                                      "y_std": self.y_std, "history": self.history})
+        return [WEIGHTS_FILE, self.state_file]
+
+    def _load(self, directory: Path) -> None:
+        import torch
+
+        state = self.read_json(directory / self.state_file)
+        self.encoder = TableEncoder.from_dict(state["encoder"])
+        self.y_mean, self.y_std = float(state["y_mean"]), float(state["y_std"])
+        self.history = list(state.get("history", []))
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            self.device = "cpu"  # a model trained on a GPU still predicts on a CPU-only machine
+        self.net = self._build()
+        self.net.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location=self.torch_device(),
+                                            weights_only=True))
+        self.net.eval()
+
     def loop_kwargs(self) -> dict:
         """The keyword arguments of :func:`~pipeline.models.deep.loop.train_epochs` from the settings."""
         t = self.training
         return {"max_epochs": t.max_epochs, "batch_size": t.batch_size, "learning_rate": t.learning_rate,
                 "early_stopping_patience": t.early_stopping_patience, "checkpoint_dir": self.checkpoint_dir,
                 "checkpoint_every": t.checkpoint_every, "resume": t.resume, "seed": self.seed,
-                "progress": self.progress}
+                "progress": self.progress, "mixed_precision": t.mixed_precision}
 
     @staticmethod
     def write_json(path: Path, data: dict) -> None:

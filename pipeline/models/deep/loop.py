@@ -191,7 +191,7 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
                  valid=None, *, max_epochs: int, batch_size: int, learning_rate: float,
                  early_stopping_patience: int, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 1,
                  resume: bool = True, seed: int = 0, progress: Callable[[dict], None] | None = None,
-                 fingerprint: str | None = None) -> TrainResult:
+                 fingerprint: str | None = None, mixed_precision: bool = False) -> TrainResult:
     """Train ``module`` with Adam, early stopping on the validation loss, checkpoints and resume.
 
     Parameters
@@ -223,6 +223,9 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
         "train_loss", "valid_loss", "best_loss"}``.
     fingerprint : str, optional
         Identity of the run (model, data, settings); a checkpoint with another one is refused.
+    mixed_precision : bool
+        On a CUDA device, compute the forward passes in bfloat16 (``torch.autocast``; bfloat16
+        keeps float32's range, so no gradient scaling is needed). Ignored on the CPU.
 
     Returns
     -------
@@ -246,6 +249,7 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
 
     params = list(module.parameters())
     device = params[0].device if params else torch.device("cpu")
+    amp = bool(mixed_precision) and device.type == "cuda"
     cuda = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=cuda):
         # seed only the generators this run uses (torch.manual_seed would touch every GPU's)
@@ -281,7 +285,8 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
             total, weight = 0.0, 0
             for batch in train_factory(generator, epoch):
                 optimiser.zero_grad(set_to_none=True)
-                loss = loss_fn(module, batch)
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
+                    loss = loss_fn(module, batch)
                 if not torch.isfinite(loss):
                     raise InputDataError(f"the training loss became {loss.item()} in epoch {epoch + 1}; check the "
                                          "inputs for extreme values or lower training.learning_rate")
@@ -295,7 +300,7 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
             if valid_factory is not None:
                 module.eval()
                 total, weight = 0.0, 0
-                with torch.no_grad():
+                with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                     for batch in valid_factory(None, epoch):
                         w = _batch_weight(batch)
                         total += float(loss_fn(module, batch)) * w

@@ -19,8 +19,6 @@ The constraints hold over the rows of one ``predict`` call: give it whole coarse
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch
@@ -35,8 +33,6 @@ __all__ = ["MLPModel"]
 
 #: rows per forward pass at prediction (bounds memory, not results)
 PREDICT_CHUNK = 65536
-WEIGHTS_FILE = "weights.pt"
-STATE_FILE = "mlp.json"
 
 
 class _MLPNet(nn.Module):
@@ -77,6 +73,7 @@ class MLPModel(DeepModel):
     kind = "mlp"
     tasks = frozenset({"lulc", "lai"})
     params_type = MLPParams
+    state_file = "mlp.json"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -170,21 +167,3 @@ class MLPModel(DeepModel):
         else:
             pred = np.zeros((0, n_out) if n_out else 0)
         return self.apply_constraint(X, pred)
-
-    def _save(self, directory: Path) -> list[str]:
-        torch.save(self.net.state_dict(), directory / WEIGHTS_FILE)
-        self.write_json(directory / STATE_FILE, {"encoder": self.encoder.to_dict(), "y_mean": self.y_mean,
-                                                 "y_std": self.y_std, "history": self.history})
-        return [WEIGHTS_FILE, STATE_FILE]
-
-    def _load(self, directory: Path) -> None:
-        state = self.read_json(directory / STATE_FILE)
-        self.encoder = TableEncoder.from_dict(state["encoder"])
-        self.y_mean, self.y_std = float(state["y_mean"]), float(state["y_std"])
-        self.history = list(state.get("history", []))
-        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
-            self.device = "cpu"  # a model trained on a GPU still predicts on a CPU-only machine
-        self.net = self._build()
-        weights = torch.load(directory / WEIGHTS_FILE, map_location=self.torch_device(), weights_only=True)
-        self.net.load_state_dict(weights)
-        self.net.eval()

@@ -21,7 +21,6 @@ the rows of the call (give it whole coarse cells).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -39,8 +38,6 @@ __all__ = ["UNetModel"]
 
 #: expected number of times a training epoch's patches cover each cell of the region
 EPOCH_COVERAGE = 2.0
-WEIGHTS_FILE = "weights.pt"
-STATE_FILE = "unet.json"
 
 
 class _ConvBlock(nn.Sequential):
@@ -107,6 +104,7 @@ class UNetModel(DeepModel):
     kind = "unet"
     tasks = frozenset({"lulc", "lai"})
     params_type = UNetParams
+    state_file = "unet.json"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -344,21 +342,3 @@ class UNetModel(DeepModel):
         else:  # blending is a convex combination; renormalise away the float32 rounding
             pred /= pred.sum(axis=1, keepdims=True)
         return self.apply_constraint(X, pred)
-
-    def _save(self, directory: Path) -> list[str]:
-        torch.save(self.net.state_dict(), directory / WEIGHTS_FILE)
-        self.write_json(directory / STATE_FILE, {"encoder": self.encoder.to_dict(), "y_mean": self.y_mean,
-                                                 "y_std": self.y_std, "history": self.history})
-        return [WEIGHTS_FILE, STATE_FILE]
-
-    def _load(self, directory: Path) -> None:
-        state = self.read_json(directory / STATE_FILE)
-        self.encoder = TableEncoder.from_dict(state["encoder"])
-        self.y_mean, self.y_std = float(state["y_mean"]), float(state["y_std"])
-        self.history = list(state.get("history", []))
-        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
-            self.device = "cpu"  # a model trained on a GPU still predicts on a CPU-only machine
-        self.net = self._build()
-        self.net.load_state_dict(torch.load(directory / WEIGHTS_FILE, map_location=self.torch_device(),
-                                            weights_only=True))
-        self.net.eval()
