@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+from pipeline.errors import InputDataError
 from pipeline.features.builder import FeatureBuilder
 from pipeline.features.device import get_backend
 from pipeline.features.stores import input_stores, open_stores
@@ -22,10 +24,23 @@ def builder_from_config(cfg, *, backend=None, notify=None) -> FeatureBuilder:
                           backend=be, paths=paths)
 
 
+def _make_run_dir(run_dir: Path, root: Path) -> None:
+    # before any work: a file in the path or a read-only file system is one message, not a traceback
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise InputDataError(f"cannot create the run directory {run_dir} ({err.strerror or err}); set output.root "
+                             f"(now {root}) to a writable directory") from None
+    if not os.access(run_dir, os.W_OK):
+        raise InputDataError(f"the run directory {run_dir} is not writable; set output.root (now {root}) to a "
+                             "writable directory")
+
+
 def run_features(cfg, *, backend=None, progress=None, notify=None) -> dict:
     """The features stage: build the table, write it to ``<run_dir>/features`` and the resolved config."""
     from pipeline.config import write_resolved_config
 
+    _make_run_dir(Path(cfg.run_dir), cfg.output.root)
     out_dir = check_feature_table_output(Path(cfg.run_dir) / "features")  # before the inputs are generated or read
     builder = builder_from_config(cfg, backend=backend, notify=notify)
     meta = write_feature_table(builder, out_dir, progress=progress)

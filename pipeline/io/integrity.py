@@ -40,6 +40,9 @@ _METADATA_NAMES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zme
 
 #: File in the root of a store written by :func:`pipeline.io.write`: every chunk is there.
 COMPLETE_MARKER = ".terrascale-complete"
+# zarr lists every entry of a group and warns about one it does not know; the marker is ours, and
+# only that exact warning is silenced (a user's unknown entries are still reported)
+warnings.filterwarnings("ignore", message=r"Object at \.terrascale-complete is not recognized", category=UserWarning)
 
 
 @dataclass(frozen=True)

@@ -93,3 +93,22 @@ def test_features_console_script_user_error_is_one_stderr_line(tmp_path, synth_r
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
     assert lines[0].startswith("error:") and "leaves no test rows" in lines[0]
+
+
+@pytest.mark.parametrize("root", ["afile", "afile/sub", "afile/sub/deeper"])
+def test_output_root_through_a_file_is_one_message(tmp_path, synth_root, root):
+    (tmp_path / "afile").write_text("a user's file")
+    cfg_path = _config(tmp_path, synth_root)
+    res = CliRunner().invoke(pipeline.cli.app, ["features", str(cfg_path), "--set", f"output.root={tmp_path / root}"])
+    _assert_user_error(res, "error:", "cannot create the run directory", "output.root")
+    assert (tmp_path / "afile").read_text() == "a user's file"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only directories")
+def test_read_only_output_root_is_one_message(tmp_path, synth_root):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    cfg_path = _config(tmp_path, synth_root)
+    res = CliRunner().invoke(pipeline.cli.app, ["features", str(cfg_path), "--set", f"output.root={ro / 'x'}"])
+    _assert_user_error(res, "error:", "output.root")
