@@ -40,7 +40,7 @@ def run_features(cfg, *, backend=None, progress=None, notify=None) -> dict:
     """The features stage: build the table, write it to ``<run_dir>/features`` and the resolved config."""
     from pipeline.config import write_resolved_config
 
-    _make_run_dir(Path(cfg.run_dir), cfg.output.root)
+    _make_run_dir(Path(cfg.run_dir), Path(cfg.run_dir).parent)
     out_dir = check_feature_table_output(Path(cfg.run_dir) / "features")  # before the inputs are generated or read
     builder = builder_from_config(cfg, backend=backend, notify=notify)
     meta = write_feature_table(builder, out_dir, progress=progress)

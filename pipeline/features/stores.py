@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -125,32 +124,12 @@ DEMO_INPUTS_KIND = f"a directory of demo input stores ({', '.join(STORE_FILES.va
 def is_demo_inputs(path: str | Path) -> bool:
     """Whether ``path`` holds demo input stores and nothing else, so that it may be regenerated.
 
-    Parameters
-    ----------
-    path : str or Path
-        Directory to look at (``<run_dir>/inputs``).
-
-    Returns
-    -------
-    bool
-        ``True`` when every entry is one of the store names of :data:`STORE_FILES` and a Zarr
-        store, or a hidden temporary of one (left by an interrupted write).
+    The rule of :func:`pipeline.datasets.is_demo_store_set` (the demo writer's own), applied to
+    ``<run_dir>/inputs``.
     """
-    from pipeline.io import is_zarr_store
+    from pipeline.datasets import is_demo_store_set
 
-    path = Path(path)
-    try:
-        names = os.listdir(path)
-    except OSError:
-        return False
-    stores = set(STORE_FILES.values())
-    for name in names:
-        if name in stores and is_zarr_store(path / name):
-            continue
-        if name.startswith(".") and any(name.startswith(f".{s}.tmp-") for s in stores):
-            continue
-        return False
-    return True
+    return is_demo_store_set(path)
 
 
 def write_demo_atomically(inputs: Path, write_demo_stores, kwargs: dict) -> None:
