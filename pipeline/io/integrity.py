@@ -143,16 +143,19 @@ def array_meta(path: str | Path, name: str | None = None) -> ZarrArrayMeta | Non
     return ZarrArrayMeta(name, path, shape, chunks, dims, separator, prefix, sharded)
 
 
+def _root_dirs(store: str | Path) -> list[os.DirEntry]:
+    """The directories directly under ``store``, by name (none when it cannot be listed)."""
+    try:
+        return sorted((e for e in os.scandir(store) if e.is_dir()), key=lambda e: e.name)
+    except OSError:
+        return []
+
+
 def zarr_arrays(store: str | Path) -> list[ZarrArrayMeta]:
     """The arrays directly under the root group of ``store`` (those xarray opens), by name."""
-    store = Path(store)
     out = []
-    try:
-        entries = sorted(os.scandir(store), key=lambda e: e.name)
-    except OSError:
-        return out
-    for entry in entries:
-        if entry.is_dir() and not entry.name.startswith("."):
+    for entry in _root_dirs(store):
+        if not entry.name.startswith("."):
             meta = array_meta(entry.path, entry.name)
             if meta is not None:
                 out.append(meta)
@@ -161,15 +164,8 @@ def zarr_arrays(store: str | Path) -> list[ZarrArrayMeta]:
 
 def zarr_groups(store: str | Path) -> list[str]:
     """Names of the sub-groups directly under the root group of ``store``."""
-    store = Path(store)
     out = []
-    try:
-        entries = sorted(os.scandir(store), key=lambda e: e.name)
-    except OSError:
-        return out
-    for entry in entries:
-        if not entry.is_dir():
-            continue
+    for entry in _root_dirs(store):
         p = Path(entry.path)
         if (p / ".zgroup").is_file() or (_read_json(p / "zarr.json") or {}).get("node_type") == "group":
             out.append(entry.name)

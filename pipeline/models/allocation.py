@@ -11,8 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from pipeline.errors import InputDataError
-from pipeline.models.constraints import _as_area, _as_blocks, _normalise_fractions
+from pipeline.models.constraints import lulc_inputs
 
 __all__ = ["allocate_quotas"]
 
@@ -112,19 +111,9 @@ def allocate_quotas(probs, parent, area, class_group, coarse_fractions) -> np.nd
     (a group's probability is the sum of its classes'); ties go to the lower row, then the lower
     group. The class within the chosen group is the group's most probable class in that cell.
     """
-    P = np.asarray(probs, dtype=np.float64)
-    if P.ndim != 2:
-        raise InputDataError(f"probs has shape {P.shape}; expected (rows, classes)")
+    P, cg, F, usable, blk, area = lulc_inputs(probs, parent, area, class_group, coarse_fractions)
     n, K = P.shape
-    cg = np.asarray(class_group, dtype=np.intp)
-    F, usable = _normalise_fractions(coarse_fractions)
     n_parent, G = F.shape
-    if cg.shape != (K,) or (K and (cg.min() < 0 or cg.max() >= G)):
-        raise InputDataError(f"class_group must give each of the {K} classes a group in [0, {G})")
-    blk = _as_blocks(parent, n, n_parent)
-    area = _as_area(area, n)
-    if not np.all(np.isfinite(P)):
-        raise InputDataError("class probabilities must be finite")
     if n == 0:
         return np.zeros(0, dtype=np.intp)
     # the most probable class of each group in each cell (-inf where a group has no class)

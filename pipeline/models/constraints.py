@@ -118,6 +118,32 @@ def _normalise_fractions(coarse_fractions) -> tuple[np.ndarray, np.ndarray]:
     return F, usable
 
 
+def lulc_inputs(probs, parent, area, class_group, coarse_fractions):
+    """The checked inputs of the LULC constraint and allocation: one set of rules for both.
+
+    Returns
+    -------
+    tuple
+        ``(P, class_group, F, usable, blocks, area)``: ``P`` a float64 copy of ``probs`` (rows,
+        classes), finite; ``F`` the normalised fractions and ``usable`` the coarse cells that have
+        them (:func:`_normalise_fractions`); ``blocks`` and ``area`` per row.
+    """
+    P = np.array(probs, dtype=np.float64)
+    if P.ndim != 2:
+        raise InputDataError(f"probs has shape {P.shape}; expected (rows, classes)")
+    n, K = P.shape
+    cg = np.asarray(class_group, dtype=np.intp)
+    F, usable = _normalise_fractions(coarse_fractions)
+    n_parent, G = F.shape
+    if cg.shape != (K,) or (K and (cg.min() < 0 or cg.max() >= G)):
+        raise InputDataError(f"class_group must give each of the {K} classes a group in [0, {G})")
+    blk = _as_blocks(parent, n, n_parent)
+    area = _as_area(area, n)
+    if not np.all(np.isfinite(P)):
+        raise InputDataError("class probabilities must be finite")
+    return P, cg, F, usable, blk, area
+
+
 def balance_lulc(probs, parent, area, class_group, coarse_fractions, *, tol: float = 1e-9, max_iter: int = 50,
                  newton_iter: int = 100, eps: float = 1e-12) -> np.ndarray:
     """Project class probabilities onto the coarse group fractions, exactly.
@@ -155,18 +181,10 @@ def balance_lulc(probs, parent, area, class_group, coarse_fractions, *, tol: flo
         0, and for every usable coarse cell ``p`` and group ``g``,
         ``Σ_{i∈p} a_i Σ_{k∈g} q_ik = F_pg Σ_{i∈p} a_i`` to ``tol`` (relative to the cell's area).
     """
-    P = np.array(probs, dtype=np.float64)
-    if P.ndim != 2:
-        raise InputDataError(f"probs has shape {P.shape}; expected (rows, classes)")
+    P, cg, F, usable, blk, area = lulc_inputs(probs, parent, area, class_group, coarse_fractions)
     n, K = P.shape
-    cg = np.asarray(class_group, dtype=np.intp)
-    F, usable = _normalise_fractions(coarse_fractions)
     n_parent, G = F.shape
-    if cg.shape != (K,) or (K and (cg.min() < 0 or cg.max() >= G)):
-        raise InputDataError(f"class_group must give each of the {K} classes a group in [0, {G})")
-    blk = _as_blocks(parent, n, n_parent)
-    area = _as_area(area, n)
-    if not np.all(np.isfinite(P)) or np.any(P < 0):
+    if np.any(P < 0):
         raise InputDataError("class probabilities must be finite and non-negative")
     if n == 0:
         return P

@@ -83,6 +83,24 @@ def load_estimator(path: Path, trusted: frozenset[str] = TRUSTED_SKOPS_TYPES):
     return sio.load(path, trusted=list(untrusted))
 
 
+def save_estimator_state(directory: Path, name: str, estimator, encoder, present) -> list[str]:
+    """Write a scikit-learn estimator (skops) and its encoder and class columns (JSON).
+
+    The state of :class:`RandomForestModel` and the linear models; returns the files written.
+    """
+    dump_estimator(estimator, directory / name)
+    (directory / _META).write_text(json.dumps({"encoder": encoder.to_dict(), "present": present.tolist()}, indent=1))
+    return [name, _META]
+
+
+def load_estimator_state(directory: Path, name: str, model: str):
+    """Read what :func:`save_estimator_state` wrote: ``(estimator, encoder, present)``."""
+    estimator = load_estimator(directory / name)
+    meta = json.loads((directory / _META).read_text())
+    return (estimator, FeatureEncoder.from_dict(meta["encoder"], model=model),
+            np.asarray(meta["present"], dtype=np.int64))
+
+
 def _rows_in_parallel(estimator, method: str, M: np.ndarray, block: int = 1 << 16) -> np.ndarray:
     """``estimator.method(M)`` computed on blocks of rows in threads, each block on one thread.
 
@@ -170,13 +188,7 @@ class RandomForestModel(Model):
 
     def _save(self, directory: Path) -> list[str]:
         est = self.estimator if self._is_sklearn() else self.estimator.as_sklearn()
-        dump_estimator(est, directory / _ESTIMATOR)
-        (directory / _META).write_text(json.dumps({"encoder": self.encoder.to_dict(),
-                                                   "present": self.present.tolist()}, indent=1))
-        return [_ESTIMATOR, _META]
+        return save_estimator_state(directory, _ESTIMATOR, est, self.encoder, self.present)
 
     def _load(self, directory: Path) -> None:
-        self.estimator = load_estimator(directory / _ESTIMATOR)
-        meta = json.loads((directory / _META).read_text())
-        self.encoder = FeatureEncoder.from_dict(meta["encoder"], model=self.name)
-        self.present = np.asarray(meta["present"], dtype=np.int64)
+        self.estimator, self.encoder, self.present = load_estimator_state(directory, _ESTIMATOR, self.name)

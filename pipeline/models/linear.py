@@ -8,7 +8,6 @@ the training medians (:class:`~pipeline.models.columns.FeatureEncoder`). Saved t
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +17,11 @@ from pipeline.config.models import LogisticParams, RidgeParams
 from pipeline.errors import ConfigError
 from pipeline.models.base import Model, TaskSpec
 from pipeline.models.columns import FeatureEncoder, class_indices, spread_probabilities, training_rows
-from pipeline.models.forest import dump_estimator, load_estimator
+from pipeline.models.forest import load_estimator_state, save_estimator_state
 
 __all__ = ["LogisticModel", "RidgeModel"]
 
 _ESTIMATOR = "linear.skops"
-_META = "state.json"
 
 
 class _LinearModel(Model):
@@ -79,16 +77,10 @@ class _LinearModel(Model):
         return np.asarray(self.pipeline.predict(M), dtype=np.float64)
 
     def _save(self, directory: Path) -> list[str]:
-        dump_estimator(self.pipeline, directory / _ESTIMATOR)
-        (directory / _META).write_text(json.dumps({"encoder": self.encoder.to_dict(),
-                                                   "present": self.present.tolist()}, indent=1))
-        return [_ESTIMATOR, _META]
+        return save_estimator_state(directory, _ESTIMATOR, self.pipeline, self.encoder, self.present)
 
     def _load(self, directory: Path) -> None:
-        self.pipeline = load_estimator(directory / _ESTIMATOR)
-        meta = json.loads((directory / _META).read_text())
-        self.encoder = FeatureEncoder.from_dict(meta["encoder"], model=self.name)
-        self.present = np.asarray(meta["present"], dtype=np.int64)
+        self.pipeline, self.encoder, self.present = load_estimator_state(directory, _ESTIMATOR, self.name)
 
 
 class RidgeModel(_LinearModel):
