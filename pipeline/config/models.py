@@ -118,12 +118,15 @@ class UNetParams(Section):
 
 
 def _entry(kind: str, params: type[Section], doc: str) -> type[Section]:
-    annotations = {"kind": Literal[kind], "name": str | None, "params": params}
+    annotations = {"kind": Literal[kind], "name": str | None, "tasks": list[Literal["lulc", "lai"]] | None,
+                   "params": params}
     namespace = {
         "__annotations__": annotations,
         "__doc__": doc,
         "__module__": __name__,
         "name": Field(None, description="name in the report (default: the kind)"),
+        "tasks": Field(None, description="tasks this entry is trained for (default: every task of the run "
+                       "that its kind supports)"),
         "params": Field(default_factory=params),
     }
     return type(f"{params.__name__[:-6]}Entry", (Section,), namespace)

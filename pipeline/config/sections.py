@@ -200,6 +200,24 @@ class AggregationConfig(Section):
     pft_crosswalk: Path | None = Field(None, description="CSV class→PFT table; default: the shipped IGBP table")
     min_valid_fraction: float = Field(0.0, ge=0, le=1)
     chunk_rows: int = Field(240, ge=1, description="source rows per streamed chunk")
+    global_output: bool = Field(
+        False, description="write every target grid whole; default: only the target cells that overlap the input"
+    )
+    compression_level: int = Field(4, ge=0, le=9, description="zlib level of the NetCDF outputs (0: uncompressed)")
+
+
+class PredictConfig(Section):
+    """Which model writes each task's products (fine predictions, ESM files, scenario series)."""
+
+    models: dict[Literal["lulc", "lai"], str] = Field(
+        default_factory=dict,
+        description="task -> model name whose predictions become the products; default: the best non-baseline "
+        "model on the validation blocks",
+    )
+    lulc_allocation: Literal["quota", "argmax"] = Field(
+        "quota", description="hard LULC map: 'quota' keeps each coarse cell's group areas, 'argmax' takes the most "
+        "probable class",
+    )
 
 
 class ReportConfig(Section):
@@ -227,10 +245,14 @@ class RunConfig(Section):
     grids: GridsConfig = Field(default_factory=GridsConfig)
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     splits: SplitsConfig = Field(default_factory=SplitsConfig)
+    tasks: list[Literal["lulc", "lai"]] = Field(
+        default_factory=lambda: ["lulc", "lai"], min_length=1, description="tasks of the run, in order"
+    )
     models: list[ModelEntry] = Field(default_factory=list, description="models of the comparison, typed by kind")
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     cluster: ClusterConfig = Field(default_factory=ClusterConfig)
     aggregation: AggregationConfig = Field(default_factory=AggregationConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
