@@ -31,10 +31,10 @@ def train_command(
         results = train_models(cfg, task=task, models=model or None,
                                notify=lambda msg: console.print(f"[dim]·[/dim] {escape(msg)}"))
     table = Table(title=f"{task} models → {Path(cfg.run_dir) / 'models' / task}")
-    for col in ("model", "kind", "family", "rows", "valid rows", "fit s", "valid RMSE"):
+    for col in ("model", "kind", "family", "rows", "valid rows", "fit s", "valid RMSE" if task == "lai" else "valid log loss"):
         table.add_column(col, justify="left" if col in ("model", "kind", "family") else "right")
     for r in results:
-        rmse = "-" if r["valid_rmse"] is None else f"{r['valid_rmse']:.4g}"
+        rmse = "-" if r["valid_score"] is None else f"{r['valid_score']:.4g}"
         table.add_row(escape(r["name"]), r["kind"], r["family"], f"{r['rows']:,}", f"{r['valid_rows']:,}",
                       f"{r['fit_seconds']:.2f}", rmse)
     console.print(table)

@@ -24,7 +24,10 @@ import pandas as pd
 from pipeline.errors import ConfigError, InputDataError
 from pipeline.models.base import TaskSpec
 
-__all__ = ["NON_FEATURE_COLUMNS", "lai_task_spec", "split_rows", "train_models"]
+__all__ = [
+    "NON_FEATURE_COLUMNS", "fit_model", "lai_task_spec", "split_rows", "task_entries", "train_models",
+    "validation_score",
+]
 
 #: columns of the feature table that are never predictors: row identity and the split bookkeeping
 NON_FEATURE_COLUMNS: tuple[str, ...] = ("scenario", "time", "cell", "fold", "split")
@@ -125,13 +128,113 @@ def _rmse(pred, y) -> float | None:
     return float(np.sqrt(np.mean((pred[ok] - y[ok]) ** 2))) if ok.any() else None
 
 
+def _log_loss(probs, y, classes) -> float | None:
+    probs = np.asarray(probs, dtype=np.float64)
+    idx = np.searchsorted(np.asarray(classes), np.asarray(y))
+    ok = (idx < len(classes)) & (np.asarray(classes)[np.minimum(idx, len(classes) - 1)] == np.asarray(y))
+    if not ok.any():
+        return None
+    p = np.clip(probs[np.flatnonzero(ok), idx[ok]], 1e-12, 1.0)
+    return float(-np.mean(np.log(p)))
+
+
+def validation_score(model, spec: TaskSpec, valid_df: pd.DataFrame) -> float | None:
+    """The model's score on the validation rows: RMSE (LAI) or log loss (LULC); lower is better."""
+    if valid_df is None or not len(valid_df):
+        return None
+    y = valid_df[spec.target].to_numpy()
+    pred = model.predict(valid_df)
+    return _rmse(pred, y) if spec.task == "lai" else _log_loss(pred, y, spec.classes)
+
+
+def task_entries(cfg, task: str, *, notify: Callable[[str], None] | None = None) -> list:
+    """The config's model entries trained for ``task``: their kind supports it and their ``tasks`` (if set) name it."""
+    from pipeline.models.registry import model_class
+
+    out = []
+    for entry in cfg.models:
+        name = entry.name or entry.kind
+        if entry.tasks is not None and task not in entry.tasks:
+            continue
+        if task not in model_class(entry.kind).tasks:
+            if entry.tasks is not None:
+                raise ConfigError(f"model {name!r} ({entry.kind}) is listed for the {task} task, which its kind does "
+                                  f"not support (it supports: {', '.join(sorted(model_class(entry.kind).tasks))})")
+            if notify is not None:
+                notify(f"skipping {name} ({entry.kind}): it does not support the {task} task")
+            continue
+        out.append(entry)
+    return out
+
+
+def fit_model(entry, spec: TaskSpec, train_df: pd.DataFrame, valid_df: pd.DataFrame, cfg, *, out_dir: Path,
+              checkpoint_dir: Path | None = None, client=None, progress: Callable[[dict], None] | None = None,
+              device: str = "cpu") -> dict:
+    """Fit one config entry on the training rows, save it to ``out_dir/<name>`` and describe the fit.
+
+    Parameters
+    ----------
+    entry : pipeline.config.ModelEntry
+        The model.
+    spec : TaskSpec
+        The task.
+    train_df, valid_df : pandas.DataFrame
+        Training rows (already sampled) and validation rows (whole blocks; may be empty).
+    cfg : pipeline.config.RunConfig
+        ``training`` and ``seed``.
+    out_dir : Path
+        Directory of the task's models.
+    checkpoint_dir : Path, optional
+        Where a deep model checkpoints each epoch (resumed from when present and ``training.resume``).
+    client : distributed.Client, optional
+        Fit through the cluster (:func:`pipeline.train.fit_on_cluster`) instead of in-process.
+    progress : callable, optional
+        Called once per epoch of a deep model with ``{"model", "epoch", "max_epochs", "train_loss", "valid_loss"}``.
+    device : str
+        ``cpu`` or ``cuda``.
+
+    Returns
+    -------
+    dict
+        ``name``, ``kind``, ``family``, ``task``, ``fit_seconds``, ``rows``, ``valid_rows``, ``path``,
+        ``valid_score`` (RMSE for LAI, log loss for LULC; ``None`` without validation rows), ``how``
+        (in-process or the cluster path) and ``history`` (per-epoch losses of a deep model).
+    """
+    from pipeline.models.registry import create_model
+
+    name = entry.name or entry.kind
+    model = create_model(entry, spec, device=device, seed=cfg.seed)
+    if hasattr(model, "configure_training"):
+        model.configure_training(cfg.training, checkpoint_dir=checkpoint_dir)
+    X_valid = valid_df if len(valid_df) else None
+    y_valid = valid_df[spec.target].to_numpy() if len(valid_df) else None
+    how = {"how": "in-process"}
+    t0 = time.perf_counter()
+    if client is not None:
+        from pipeline.train.on_cluster import fit_on_cluster
+
+        how = fit_on_cluster(model, client, train_df, train_df[spec.target].to_numpy(), X_valid=X_valid,
+                             y_valid=y_valid, training=cfg.training, progress=progress)
+    else:
+        if progress is not None and hasattr(model, "on_epoch"):
+            model.on_epoch = progress
+        model.fit(train_df, train_df[spec.target].to_numpy(), X_valid=X_valid, y_valid=y_valid)
+    fit_seconds = time.perf_counter() - t0
+    saved = model.save(out_dir / name)
+    history = list(getattr(model, "history", None) or [])
+    return {"name": name, "kind": entry.kind, "family": model.family, "task": spec.task,
+            "fit_seconds": round(fit_seconds, 3), "rows": len(train_df), "valid_rows": len(valid_df),
+            "path": str(saved), "valid_score": validation_score(model, spec, valid_df), "history": history,
+            "device": device, **how}
+
+
 def train_models(cfg, *, task: str = "lai", models: Sequence[str] | None = None,
                  notify: Callable[[str], None] | None = None, table: pd.DataFrame | None = None,
-                 spec: TaskSpec | None = None) -> list[dict]:
+                 spec: TaskSpec | None = None, client=None, progress: Callable[[dict], None] | None = None) -> list[dict]:
     """Fit and save the config's models for one task.
 
-    Every model is fitted in-process on a sample of ``training.sample_rows`` training rows (the
-    cluster path of XGBoost, :func:`pipeline.train.fit_xgboost_dask`, comes with the run stage).
+    Every model is fitted on a sample of ``training.sample_rows`` training rows, in-process or,
+    given a ``client``, through the cluster (:func:`pipeline.train.fit_on_cluster`).
 
     Parameters
     ----------
@@ -140,17 +243,20 @@ def train_models(cfg, *, task: str = "lai", models: Sequence[str] | None = None,
     task : {"lai", "lulc"}
         The task. ``lai`` reads ``<run_dir>/features``; ``lulc`` needs ``table`` and ``spec``.
     models : sequence of str, optional
-        Names of config entries to train (default: all supporting the task).
+        Names of config entries to train (default: all trained for the task).
     notify : callable, optional
         Called with one line per event (a skipped model, a sample larger than the table).
     table, spec : optional
         A table and its spec to train on instead of the feature table (the LULC table).
+    client : distributed.Client, optional
+        The cluster to fit on.
+    progress : callable, optional
+        Per-epoch events of the deep models (:func:`fit_model`).
 
     Returns
     -------
     list of dict
-        Per model: ``name``, ``kind``, ``family``, ``task``, ``fit_seconds``, ``rows``,
-        ``valid_rows``, ``path`` and ``valid_rmse`` (LAI; ``None`` without validation rows).
+        One record per model (:func:`fit_model`).
 
     Raises
     ------
@@ -161,7 +267,6 @@ def train_models(cfg, *, task: str = "lai", models: Sequence[str] | None = None,
     """
     from pipeline.backend import resolve_backend
     from pipeline.io import write_text_atomically
-    from pipeline.models.registry import create_model, model_class
 
     run_dir = Path(cfg.run_dir)
     names = [e.name or e.kind for e in cfg.models]
@@ -172,7 +277,7 @@ def train_models(cfg, *, task: str = "lai", models: Sequence[str] | None = None,
                               f"{', '.join(names) or '(none)'}")
     if table is None or spec is None:
         if task != "lai":
-            raise ConfigError(f"the {task} task needs its table and spec (the run stage builds the LULC table)")
+            raise ConfigError(f"the {task} task needs its table and spec (`terrascale run` builds the LULC table)")
         from pipeline.features import META_FILE, read_feature_table, table_meta
 
         path = run_dir / "features"
@@ -182,40 +287,22 @@ def train_models(cfg, *, task: str = "lai", models: Sequence[str] | None = None,
         spec = lai_task_spec(meta)
         table = read_feature_table(path, backend="cpu")
     train_df, valid_df = split_rows(table, spec, cfg.training, seed=cfg.seed)
+    train_df = train_df[np.isfinite(train_df[spec.target].to_numpy(np.float64))] if spec.task == "lai" else train_df
+    valid_df = valid_df[np.isfinite(valid_df[spec.target].to_numpy(np.float64))] if spec.task == "lai" else valid_df
     if train_df.empty:
-        raise InputDataError("the table has no training rows (split == 'train')")
+        raise InputDataError(f"the {task} table has no training rows with a target (split == 'train')")
     device = "cuda" if resolve_backend(cfg.backend).name == "gpu" else "cpu"
-    entries = []
-    for entry in cfg.models:
-        name = entry.name or entry.kind
-        if models and name not in models:
-            continue
-        cls = model_class(entry.kind)
-        if task not in cls.tasks:
-            if notify is not None:
-                notify(f"skipping {name} ({entry.kind}): it does not support the {task} task")
-            continue
-        entries.append(entry)
+    entries = [e for e in task_entries(cfg, task, notify=notify) if not models or (e.name or e.kind) in models]
     if not entries:
         raise ConfigError(f"no model of the config supports the {task} task")
     rows = _sample(train_df, cfg.training.sample_rows, cfg.seed, notify)
-    X_valid = valid_df if len(valid_df) else None
-    y_valid = valid_df[spec.target].to_numpy() if len(valid_df) else None
     out_dir = run_dir / "models" / task
     results = []
     for entry in entries:
         name = entry.name or entry.kind
-        model = create_model(entry, spec, device=device, seed=cfg.seed)
-        if hasattr(model, "configure_training"):
-            model.configure_training(cfg.training, checkpoint_dir=run_dir / "checkpoints" / task / name)
-        t0 = time.perf_counter()
-        model.fit(rows, rows[spec.target].to_numpy(), X_valid=X_valid, y_valid=y_valid)
-        fit_seconds = time.perf_counter() - t0
-        saved = model.save(out_dir / name)
-        score = _rmse(model.predict(valid_df), y_valid) if X_valid is not None and task == "lai" else None
-        results.append({"name": name, "kind": entry.kind, "family": model.family, "task": task,
-                        "fit_seconds": round(fit_seconds, 3), "rows": len(rows), "valid_rows": len(valid_df),
-                        "path": str(saved), "valid_rmse": score})
+        results.append(fit_model(entry, spec, rows, valid_df, cfg, out_dir=out_dir,
+                                 checkpoint_dir=run_dir / "checkpoints" / task / name, client=client,
+                                 progress=progress, device=device))
     # a run of some models (``--model``) keeps the records of the others trained before
     record = out_dir / "training.json"
     done = {r["name"] for r in results}

@@ -94,7 +94,7 @@ def test_train_models_saves_loadable_models(featured):
     some = df[df["split"] == "test"].head(50)
     for r in results:
         assert r["rows"] == 5000 and r["valid_rows"] > 0 and r["task"] == "lai"
-        assert r["valid_rmse"] is not None and 0 <= r["valid_rmse"] < 2
+        assert r["valid_score"] is not None and 0 <= r["valid_score"] < 2
         model = load_model(r["path"])
         pred = model.predict(some)
         assert pred.shape == (len(some),) and np.isfinite(pred).all()

@@ -1,0 +1,504 @@
+"""The work of each stage of ``terrascale run``; :mod:`pipeline.run.runner` decides which ones run.
+
+Every function takes the :class:`~pipeline.run.state.RunState` and returns the run-directory
+paths it wrote (relative), which the runner records in the manifest with the stage's key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from pipeline.errors import ConfigError, InputDataError
+from pipeline.run.state import RunState
+
+__all__ = [
+    "LULC_EVAL_YEAR",
+    "input_paths",
+    "lai_data",
+    "lulc_data",
+    "product_model",
+    "stage_aggregate",
+    "stage_evaluate",
+    "stage_features",
+    "stage_predict",
+    "stage_prepare",
+    "stage_train",
+]
+
+#: the year of the fine truth map (MODIS 2019): the LULC task is trained and tested on it
+LULC_EVAL_YEAR = 2019
+#: the LAI map month shown in the report (July of the last test year)
+_MAP_MONTH = 7
+
+
+def _attrs(state: RunState, what: str) -> dict:
+    import pipeline
+    from pipeline.config import config_sha256
+
+    return {"title": f"terrascale {what}", "source": f"terrascale run {state.cfg.run_name}",
+            "terrascale_version": pipeline.__version__, "config_sha256": config_sha256(state.cfg),
+            "Conventions": "CF-1.10",
+            "history": f"{time.strftime('%Y-%m-%dT%H:%M:%S')}: terrascale run (stage {what})"}
+
+
+# -- prepare / features ---------------------------------------------------------------------------
+
+
+def input_paths(state: RunState) -> dict[str, Path]:
+    """The input stores (found or, for the demo, generated)."""
+    from pipeline.features.stores import input_stores
+
+    return state.cached("input_paths", lambda: input_stores(state.cfg, notify=state.say))
+
+
+def _open(state: RunState, kind: str, *, load: bool = False):
+    from pipeline.io import open_dataset
+
+    def make():
+        ds = open_dataset(input_paths(state)[kind], chunks={})
+        return ds.load() if load else ds
+
+    return state.cached(f"store:{kind}:{load}", make)
+
+
+def stage_prepare(state: RunState) -> list[str]:
+    """Open (the demo: generate) the inputs and check they belong together and cover the run."""
+    from pipeline.datasets import check_store_set
+
+    paths = input_paths(state)
+    check_store_set(paths)
+    lulc = _open(state, "lulc")
+    cfg = state.cfg
+    if "scenario" in lulc.dims:
+        have = [str(s) for s in lulc["scenario"].values]
+        missing = [s for s in cfg.data.scenarios if s not in have]
+        if missing:
+            raise InputDataError(f"scenario(s) {', '.join(missing)} of data.scenarios are not in {paths['lulc']} "
+                                 f"(it has {', '.join(have)}); set data.scenarios to some of them")
+    if "time" in lulc.dims:
+        years = pd.DatetimeIndex(lulc["time"].values).year
+        lo, hi = cfg.data.years
+        if lo < years.min() or hi > years.max():
+            raise InputDataError(f"data.years {lo}:{hi} lie outside the years of {paths['lulc']} "
+                                 f"({years.min()}-{years.max()}); set data.years within them")
+    return [str(p.relative_to(state.run_dir)) for p in paths.values() if _inside(p, state.run_dir)]
+
+
+def _inside(path: Path, root: Path) -> bool:
+    try:
+        path.resolve().relative_to(root.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def stage_features(state: RunState) -> list[str]:
+    """The LAI feature table (``features/``) and the LULC table of the truth year (``features/lulc.parquet``)."""
+    from pipeline.features import run_features
+    from pipeline.io import atomic_output
+
+    out = []
+    if "lai" in state.cfg.tasks:
+        label = "features"
+
+        def progress(done, total):
+            if state.progress is not None:
+                state.progress(label, done, total)
+
+        meta = run_features(state.cfg, progress=progress, notify=state.say)
+        state.say(f"features: {meta['rows']:,} LAI rows x {len(meta['columns'])} columns")
+        out.append("features/features.json")
+    if "lulc" in state.cfg.tasks:
+        data = lulc_data(state)
+        path = state.run_dir / "features" / "lulc.parquet"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(path, directory=False, kind="a LULC table") as tmp:
+            data.frame.to_parquet(tmp, index=False)
+        state.say(f"features: {len(data.frame):,} LULC rows (the {LULC_EVAL_YEAR} map) x {data.frame.shape[1]} columns")
+        out.append("features/lulc.parquet")
+    return out
+
+
+def lulc_data(state: RunState):
+    """The LULC task (:func:`pipeline.train.tasks.lulc_task`) of the run (rebuilt from the inputs: 1 s)."""
+    from pipeline.train.tasks import lulc_task
+
+    return state.cached("lulc_data", lambda: lulc_task(_open(state, "static", load=True), _open(state, "lulc", load=True),
+                                                       state.cfg.splits, seed=state.cfg.seed))
+
+
+def lai_data(state: RunState):
+    """The LAI task (:func:`pipeline.train.tasks.lai_task`): the feature table with ``lai_obs``."""
+    from pipeline.features import META_FILE, read_feature_table, table_meta
+    from pipeline.train.tasks import lai_task
+
+    def make():
+        path = state.run_dir / "features"
+        if not (path / META_FILE).exists():
+            raise InputDataError(f"no feature table in {path}; run the features stage first "
+                                 "(`terrascale run CONFIG --stages features`)")
+        meta = table_meta(path)
+        frame = read_feature_table(path, backend="cpu")
+        data = lai_task(frame, meta, _open(state, "target"), state.cfg.splits)
+        data.extra["meta"] = meta
+        return data
+
+    return state.cached("lai_data", make)
+
+
+def task_data(state: RunState, task: str):
+    """The table of ``task``."""
+    return lulc_data(state) if task == "lulc" else lai_data(state)
+
+
+# -- train ----------------------------------------------------------------------------------------
+
+
+def stage_train(state: RunState, task: str, todo: list, keys: dict[str, str]) -> list[str]:
+    """Fit the task's models whose key changed (``todo``), keep the others; write ``models/<task>/training.json``."""
+    from pipeline.backend import resolve_backend
+    from pipeline.io import write_text_atomically
+    from pipeline.train.stage import _sample, fit_model, split_rows
+
+    cfg = state.cfg
+    data = task_data(state, task)
+    spec, frame = data.spec, data.frame
+    out_dir = state.run_dir / "models" / task
+    records = {r["name"]: r for r in _read_json(out_dir / "training.json", [])}
+    if todo:
+        train_df, valid_df = split_rows(frame, spec, cfg.training, seed=cfg.seed)
+        if task == "lai":
+            train_df = train_df[np.isfinite(train_df[spec.target].to_numpy(np.float64))]
+            valid_df = valid_df[np.isfinite(valid_df[spec.target].to_numpy(np.float64))]
+        if train_df.empty:
+            raise InputDataError(f"the {task} table has no training rows with an observed target")
+        rows = _sample(train_df, cfg.training.sample_rows, cfg.seed, state.say)
+        device = "cuda" if resolve_backend(cfg.backend).name == "gpu" else "cpu"
+        use_cluster = _cluster_fit_available()
+        for entry in todo:
+            name = entry.name or entry.kind
+            ckpt = state.run_dir / "checkpoints" / task / f"{name}-{keys[name]}"
+            if not state.resume and ckpt.exists():
+                import shutil
+
+                shutil.rmtree(ckpt)  # only our own checkpoint directory: a fresh fit was asked for
+            state.say(f"train/{task}: fitting {name} ({entry.kind}) on {len(rows):,} rows"
+                      f"{f', validated on {len(valid_df):,}' if len(valid_df) else ''}")
+            rec = fit_model(entry, spec, rows, valid_df, cfg, out_dir=out_dir, checkpoint_dir=ckpt,
+                            client=state.client() if use_cluster and _wants_cluster(entry) else None,
+                            progress=state.epoch, device=device)
+            rec["key"] = keys[name]
+            rec["path"] = str(Path(rec["path"]).relative_to(state.run_dir))
+            records[name] = rec
+            state.rd.manifest.setdefault("models", {}).setdefault(task, {})[name] = {
+                "key": keys[name], "path": rec["path"], "kind": entry.kind, "family": rec["family"],
+                "fit_seconds": rec["fit_seconds"], "valid_score": rec["valid_score"],
+                "files": _checksums(state.run_dir / rec["path"])}
+            state.rd.save()  # a model finished survives an interrupt of the next one
+            score = "" if rec["valid_score"] is None else f", validation {_score_name(task)} {rec['valid_score']:.4g}"
+            state.say(f"train/{task}: {name} fitted in {rec['fit_seconds']:.1f} s ({rec.get('how', 'in-process')}"
+                      f"){score}")
+    names = [e.name or e.kind for e in _entries(state, task)]
+    kept = [records[n] for n in names if n in records]
+    write_text_atomically(out_dir / "training.json", json.dumps(kept, indent=1, default=str))
+    return [f"models/{task}/training.json"] + [f"models/{task}/{n}" for n in names]
+
+
+def _score_name(task: str) -> str:
+    return "RMSE" if task == "lai" else "log loss"
+
+
+def _cluster_fit_available() -> bool:
+    try:
+        import pipeline.train.on_cluster  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _wants_cluster(entry) -> bool:
+    # the cluster pays off where the work spreads: boosted trees over the workers, the MLP as DDP ranks
+    return entry.kind in ("xgboost", "mlp")
+
+
+def _entries(state: RunState, task: str) -> list:
+    from pipeline.train.stage import task_entries
+
+    return task_entries(state.cfg, task)
+
+
+def _checksums(directory: Path) -> dict[str, str]:
+    import hashlib
+
+    out = {}
+    for f in sorted(directory.rglob("*")):
+        if f.is_file():
+            out[str(f.relative_to(directory))] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def _read_json(path: Path, default):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return default
+
+
+# -- predict --------------------------------------------------------------------------------------
+
+
+def product_model(state: RunState, task: str) -> str:
+    """The model whose predictions become the task's products: ``predict.models[task]`` or the best
+    non-baseline model on the validation blocks (the first non-baseline model without validation)."""
+    records = _read_json(state.run_dir / "models" / task / "training.json", [])
+    if not records:
+        raise InputDataError(f"no trained {task} model in {state.run_dir / 'models' / task}; run the train stage first")
+    names = [r["name"] for r in records]
+    chosen = state.cfg.predict.models.get(task)
+    if chosen:
+        if chosen not in names:
+            raise ConfigError(f"predict.models.{task} is {chosen!r}, not a trained {task} model "
+                              f"(trained: {', '.join(names)})")
+        return chosen
+    candidates = [r for r in records if r["family"] != "baseline"] or records
+    scored = [r for r in candidates if r.get("valid_score") is not None]
+    best = min(scored, key=lambda r: r["valid_score"]) if scored else candidates[0]
+    return best["name"]
+
+
+def _load(state: RunState, task: str, name: str):
+    from pipeline.models.persist import load_model
+
+    return load_model(state.run_dir / "models" / task / name)
+
+
+def stage_predict(state: RunState, task: str) -> list[str]:
+    """Every model on the evaluation rows; the product model on every year and scenario (streamed)."""
+    return _predict_lulc(state) if task == "lulc" else _predict_lai(state)
+
+
+def _predict_lulc(state: RunState) -> list[str]:
+    from pipeline.io import atomic_output
+    from pipeline.predict.fields import predict_lulc_fields
+
+    data = lulc_data(state)
+    spec, frame = data.spec, data.frame
+    out = state.run_dir / "predictions" / "lulc"
+    out.mkdir(parents=True, exist_ok=True)
+    records = _read_json(state.run_dir / "models" / "lulc" / "training.json", [])
+    cols = {"cell": frame["cell"].to_numpy(), "igbp": frame["igbp"].to_numpy()}
+    timing = {}
+    for r in records:
+        model = _load(state, "lulc", r["name"])
+        t0 = time.perf_counter()
+        probs = np.asarray(model.predict(frame), np.float32)
+        timing[r["name"]] = time.perf_counter() - t0
+        for k, c in enumerate(spec.classes):
+            cols[f"p__{r['name']}__{c}"] = probs[:, k]
+    with atomic_output(out / "eval.parquet", directory=False, kind="LULC evaluation predictions") as tmp:
+        pd.DataFrame(cols).to_parquet(tmp, index=False)
+    name = product_model(state, "lulc")
+    model = _load(state, "lulc", name)
+    cfg = state.cfg
+    years = list(range(cfg.data.years[0], cfg.data.years[1] + 1))
+    valid = np.zeros(spec.grid_shape, bool)
+    valid.ravel()[frame["cell"].to_numpy()] = True
+    state.say(f"predict/lulc: {name} downscales {len(cfg.data.scenarios)} scenario(s) x {len(years)} year(s)")
+
+    def progress(done, total):
+        if state.progress is not None:
+            state.progress("predict/lulc", done, total)
+
+    predict_lulc_fields(model, spec, _open(state, "static", load=True), _open(state, "lulc"), out / "lulc.zarr",
+                        scenarios=cfg.data.scenarios, years=years, valid=valid,
+                        static_columns=data.extra["static_columns"], allocation=cfg.predict.lulc_allocation,
+                        attrs={**_attrs(state, "predict"), "model": name}, progress=progress)
+    _write_json(out / "predict.json", {"product_model": name, "predict_seconds": timing, "years": years,
+                                       "scenarios": list(cfg.data.scenarios)})
+    return ["predictions/lulc/eval.parquet", "predictions/lulc/lulc.zarr", "predictions/lulc/predict.json"]
+
+
+def _write_json(path: Path, value) -> None:
+    from pipeline.io import write_text_atomically
+
+    write_text_atomically(path, json.dumps(value, indent=1, default=str))
+
+
+def _lai_eval_rows(state: RunState) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows every LAI model predicts: the test years of the first scenario (whole months, so the U-Net
+    sees whole images), and the map month."""
+    data = lai_data(state)
+    frame = data.frame
+    meta = data.extra["meta"]
+    first = str(meta["scenarios"][0]) if meta.get("scenarios") else None
+    years = pd.DatetimeIndex(frame["time"].to_numpy()).year.to_numpy()
+    ty = state.cfg.splits.test_years
+    observed = np.isfinite(frame[data.spec.target].to_numpy(np.float64))
+    in_scen = frame["scenario"].astype(str).to_numpy() == first if first is not None else np.ones(len(frame), bool)
+    if ty is not None:
+        in_years = (years >= ty[0]) & (years <= ty[1])
+    else:
+        in_years = years == years[observed].max() if observed.any() else years == years.max()
+    rows = frame[in_scen & in_years]
+    return rows, data.frame.iloc[:0]
+
+
+def _predict_lai(state: RunState) -> list[str]:
+    from pipeline.io import atomic_output
+    from pipeline.predict.fields import predict_lai_fields
+
+    data = lai_data(state)
+    spec = data.spec
+    rows, _ = _lai_eval_rows(state)
+    if rows.empty:
+        raise InputDataError("no LAI rows in the test years (splits.test_years) of the first scenario; set "
+                             "splits.test_years within data.years")
+    out = state.run_dir / "predictions" / "lai"
+    out.mkdir(parents=True, exist_ok=True)
+    records = _read_json(state.run_dir / "models" / "lai" / "training.json", [])
+    keep_test = (rows["split"].astype(str) == "test").to_numpy()
+    times = pd.DatetimeIndex(rows["time"].to_numpy())
+    map_time = times[times.month == _MAP_MONTH].max() if (times.month == _MAP_MONTH).any() else times.max()
+    keep_map = (times == map_time)
+    base_cols = [c for c in ("scenario", "time", "cell", "split", "area", "block", "koppen", "igbp", "lai",
+                             spec.target) if c in rows]
+    test = rows.loc[keep_test, base_cols].reset_index(drop=True)
+    maps = rows.loc[keep_map, base_cols].reset_index(drop=True)
+    timing = {}
+    for r in records:
+        model = _load(state, "lai", r["name"])
+        t0 = time.perf_counter()
+        pred = np.asarray(model.predict(rows), np.float32)
+        timing[r["name"]] = time.perf_counter() - t0
+        test[f"pred__{r['name']}"] = pred[keep_test]
+        maps[f"pred__{r['name']}"] = pred[keep_map]
+    for name, df in (("eval.parquet", test), ("map.parquet", maps)):
+        with atomic_output(out / name, directory=False, kind="LAI evaluation predictions") as tmp:
+            df.to_parquet(tmp, index=False)
+    name = product_model(state, "lai")
+    model = _load(state, "lai", name)
+    meta = data.extra["meta"]
+    lulc_store = state.run_dir / "predictions" / "lulc" / "lulc.zarr"
+    use_lulc = "lulc" in state.cfg.tasks and lulc_store.exists() and "igbp" in spec.features
+    state.say(f"predict/lai: {name} predicts {meta['rows']:,} rows (every scenario and month)"
+              + (f"; land cover after {LULC_EVAL_YEAR} from the downscaled LULC maps" if use_lulc else ""))
+
+    def progress(done, total):
+        if state.progress is not None:
+            state.progress("predict/lai", done, total)
+
+    predict_lai_fields(model, state.run_dir / "features", out / "lai.zarr", lat=data.lat, lon=data.lon,
+                       scenarios=meta["scenarios"], times=meta["times"],
+                       lulc_store=lulc_store if use_lulc else None, observed_until=LULC_EVAL_YEAR if use_lulc else None,
+                       attrs={**_attrs(state, "predict"), "model": name}, progress=progress)
+    _write_json(out / "predict.json", {"product_model": name, "predict_seconds": timing, "eval_rows": int(len(rows)),
+                                       "map_time": str(map_time), "land_cover_from_lulc": bool(use_lulc)})
+    return ["predictions/lai/eval.parquet", "predictions/lai/map.parquet", "predictions/lai/lai.zarr",
+            "predictions/lai/predict.json"]
+
+
+# -- aggregate ------------------------------------------------------------------------------------
+
+
+def stage_aggregate(state: RunState, task: str) -> list[str]:
+    """The task's fine products on every ESM grid of ``grids.targets`` (``esm/``)."""
+    import xarray as xr
+
+    from pipeline.predict import esm
+
+    cfg = state.cfg
+    agg = cfg.aggregation
+    out = []
+    lulc_path = state.run_dir / "predictions" / "lulc" / "lulc.zarr"
+    for grid in cfg.grids.targets:
+        safe = grid.replace(":", "_").replace("/", "_")
+        if task == "lulc":
+            prob = xr.open_zarr(lulc_path, consolidated=False)["probability"]
+            ds = esm.lulc_esm(prob, grid, global_output=agg.global_output, engine=agg.engine)
+            path = state.run_dir / "esm" / f"lulc_fractions_{safe}.nc"
+        else:
+            lai = xr.open_zarr(state.run_dir / "predictions" / "lai" / "lai.zarr", consolidated=False)["lai"]
+            land = None
+            if "lulc" in cfg.tasks and lulc_path.exists():
+                land = xr.open_zarr(lulc_path, consolidated=False)["probability"]
+            ds = esm.lai_esm(lai, grid, land_cover=land, global_output=agg.global_output, engine=agg.engine)
+            path = state.run_dir / "esm" / f"lai_{safe}.nc"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        ds.attrs.update({k: v for k, v in _attrs(state, "aggregate").items() if k not in ds.attrs or k == "history"})
+        esm.write_esm(ds, path, compression_level=agg.compression_level)
+        state.say(f"aggregate/{task}: {path.relative_to(state.run_dir)} ({_size(path)})")
+        out.append(str(path.relative_to(state.run_dir)))
+    return out
+
+
+def _size(path: Path) -> str:
+    n = path.stat().st_size
+    return f"{n / 2**20:.1f} MiB" if n >= 2**20 else f"{n / 2**10:.0f} KiB"
+
+
+# -- evaluate -------------------------------------------------------------------------------------
+
+
+def _families(state: RunState, task: str) -> dict[str, str]:
+    return {r["name"]: r["family"] for r in _read_json(state.run_dir / "models" / task / "training.json", [])}
+
+
+def stage_evaluate(state: RunState, task: str) -> list[str]:
+    """Metrics with block-bootstrap intervals, the headline test, breakdowns (``metrics/<task>/``)."""
+    from pipeline.evaluate import evaluate_categorical, evaluate_continuous
+
+    cfg = state.cfg
+    out = state.run_dir / "metrics" / task
+    out.mkdir(parents=True, exist_ok=True)
+    families = _families(state, task)
+    blocks = f"{cfg.splits.block_size_deg:g}° x {cfg.splits.block_size_deg:g}° spatial blocks"
+    if task == "lulc":
+        data = lulc_data(state)
+        ev = pd.read_parquet(state.run_dir / "predictions" / "lulc" / "eval.parquet")
+        frame = data.frame
+        # scored on land cells of the test blocks: open ocean is trivially water and would flatter every model
+        rows = ((frame["split"].astype(str) == "test") & (frame["land_fraction"] > 0)).to_numpy()
+        probs = {m: np.stack([ev[f"p__{m}__{c}"].to_numpy() for c in data.spec.classes], axis=1)[rows]
+                 for m in families}
+        result = evaluate_categorical(frame[rows].reset_index(drop=True), probs, data.spec.classes,
+                                      families=families, class_groups=data.spec.class_groups,
+                                      group_columns=data.spec.group_columns,
+                                      n_resamples=cfg.report.bootstrap_samples, seed=cfg.seed, block_label=blocks)
+    else:
+        ev = pd.read_parquet(state.run_dir / "predictions" / "lai" / "eval.parquet")
+        preds = {m: ev[f"pred__{m}"].to_numpy() for m in families}
+        refs = {"test (observed)": lai_data(state).spec.target, "test (truth)": "lai"}
+        result = evaluate_continuous(ev, preds, families=families, references=refs,
+                                     n_resamples=cfg.report.bootstrap_samples, seed=cfg.seed, block_label=blocks)
+    _write_evaluation(result, out)
+    best = result.headline
+    if best is not None:
+        state.say(f"evaluate/{task}: {best.best_model} vs {best.baseline} on {best.metric}: "
+                  f"{best.difference:+.4g} [{best.lo:+.4g}, {best.hi:+.4g}], p = {best.p_value:.3g}")
+    return [f"metrics/{task}/metrics.csv", f"metrics/{task}/evaluation.json"]
+
+
+def _write_evaluation(result, out: Path) -> None:
+    from dataclasses import asdict
+
+    from pipeline.io import atomic_output
+
+    frames = {"metrics": result.metrics, "breakdown": result.breakdown, "seasonal": result.seasonal,
+              "class_f1": result.class_f1}
+    for name, df in frames.items():
+        if df is None:
+            continue
+        with atomic_output(out / f"{name}.csv", directory=False, kind="a metrics table") as tmp:
+            df.to_csv(tmp, index=False)
+    summary = {"task": result.task,
+               "headline": asdict(result.headline) if result.headline is not None else None,
+               "metric_directions": result.metric_directions, "metric_labels": result.metric_labels,
+               "confusion": {m: {"labels": np.asarray(lab).tolist(), "matrix": np.asarray(mat).tolist()}
+                             for m, (lab, mat) in (result.confusion or {}).items()},
+               "tables": [n for n, df in frames.items() if df is not None]}
+    _write_json(out / "evaluation.json", summary)
