@@ -171,6 +171,12 @@ class SlurmConfig(Section):
     memory: str = "32GB"
     jobs: int = Field(1, ge=1)
     job_extra_directives: list[str] = Field(default_factory=list)
+    gpus_per_job: int | None = Field(
+        None, ge=1, description="GPUs per worker job (--gres=gpu:N), one dask-cuda worker per GPU; required with the "
+        "GPU backend")
+    python: str | None = Field(
+        None, description="command that starts Python in a worker job, e.g. 'apptainer exec --nv /shared/terrascale.sif "
+        "python'; default: this Python, or the same Apptainer image when the run is inside one")
 
 
 class ClusterConfig(Section):
@@ -181,13 +187,18 @@ class ClusterConfig(Section):
     threads_per_worker: int | None = Field(None, ge=1)
     memory_limit: str = Field("auto", description="per worker, e.g. '4GB' or 'auto'")
     address: str | None = Field(None, description="scheduler address for kind 'address', e.g. tcp://host:8786")
+    scheduler_file: Path | None = Field(
+        None, description="kind 'address': JSON file written by 'dask scheduler --scheduler-file' on a shared path, "
+        "read instead of address (docker/slurm/multi-node.sbatch)")
     dashboard: bool = False
     slurm: SlurmConfig = Field(default_factory=SlurmConfig)
 
     @model_validator(mode="after")
     def _check(self) -> "ClusterConfig":
-        if self.kind == "address" and not self.address:
-            raise ValueError("kind 'address' needs 'address', e.g. tcp://scheduler:8786")
+        if self.kind == "address" and not (self.address or self.scheduler_file):
+            raise ValueError("kind 'address' needs 'address' (e.g. tcp://scheduler:8786) or 'scheduler_file'")
+        if self.address and self.scheduler_file:
+            raise ValueError("give either 'address' or 'scheduler_file', not both")
         return self
 
 

@@ -57,7 +57,7 @@ from pipeline.features.device import get_backend, read_zarr_block_gpu
 from pipeline.features.flatten import flatten, flatten_dask
 from pipeline.features.lulc import LulcTable, lulc_table
 from pipeline.features.missing import apply_missing, fit_missing, missing_policies
-from pipeline.features.stage import builder_from_config, run_features
+from pipeline.features.stage import builder_from_config, make_run_dir, run_features
 from pipeline.features.stores import STORE_FILES, find_stores, input_stores, open_stores
 from pipeline.features.table import (
     META_FILE,
@@ -96,6 +96,7 @@ __all__ = [
     "open_stores",
     "read_feature_table",
     "read_zarr_block_gpu",
+    "make_run_dir",
     "run_features",
     "table_meta",
     "time_values",

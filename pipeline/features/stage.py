@@ -24,7 +24,8 @@ def builder_from_config(cfg, *, backend=None, notify=None) -> FeatureBuilder:
                           backend=be, paths=paths)
 
 
-def _make_run_dir(run_dir: Path, root: Path) -> None:
+def make_run_dir(run_dir: Path, root: Path) -> None:
+    """Create the run directory, or one message naming ``output.root`` when it cannot be written."""
     # before any work: a file in the path or a read-only file system is one message, not a traceback
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -40,7 +41,7 @@ def run_features(cfg, *, backend=None, progress=None, notify=None) -> dict:
     """The features stage: build the table, write it to ``<run_dir>/features`` and the resolved config."""
     from pipeline.config import write_resolved_config
 
-    _make_run_dir(Path(cfg.run_dir), Path(cfg.run_dir).parent)
+    make_run_dir(Path(cfg.run_dir), Path(cfg.run_dir).parent)
     out_dir = check_feature_table_output(Path(cfg.run_dir) / "features")  # before the inputs are generated or read
     builder = builder_from_config(cfg, backend=backend, notify=notify)
     meta = write_feature_table(builder, out_dir, progress=progress)

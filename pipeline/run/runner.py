@@ -94,12 +94,12 @@ def run_pipeline(cfg, *, stages: Sequence[str] | None = None, force: bool = Fals
     RunSummary
     """
     from pipeline.config import config_dict, write_resolved_config
-    from pipeline.features.stage import _make_run_dir
+    from pipeline.features import make_run_dir
 
     wanted = list(stages) if stages else list(STAGES)
     cfg_dict = config_dict(cfg)
     run_dir = cfg.run_dir
-    _make_run_dir(run_dir, cfg.output.root)
+    make_run_dir(run_dir, cfg.output.root)
     rd = RunDirectory(run_dir)
     rd.claim(cfg_dict, digest({s: cfg_dict.get(s) for s in IDENTITY_SECTIONS}), force=force, config_path=config_path)
     _record_run(rd, cfg)

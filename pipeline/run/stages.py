@@ -86,7 +86,28 @@ def stage_prepare(state: RunState) -> list[str]:
         if lo < years.min() or hi > years.max():
             raise InputDataError(f"data.years {lo}:{hi} lie outside the years of {paths['lulc']} "
                                  f"({years.min()}-{years.max()}); set data.years within them")
+    _check_targets_overlap(state, _open(state, "static"), paths["static"])
     return [str(p.relative_to(state.run_dir)) for p in paths.values() if _inside(p, state.run_dir)]
+
+
+def _check_targets_overlap(state: RunState, static, source: Path) -> None:
+    """Refuse an ESM target grid none of whose cells overlaps the region (its files would be empty)."""
+    from pipeline.grids import parse_grid
+    from pipeline.sphere import edges_from_centres
+
+    lat_e = edges_from_centres(np.asarray(static["lat"].values, np.float64), clip=(-90.0, 90.0), single_cell_width=1.0)
+    lon_e = edges_from_centres(np.asarray(static["lon"].values, np.float64), single_cell_width=1.0)
+    s, n = float(lat_e.min()), float(lat_e.max())
+    w, e = float(lon_e.min()), float(lon_e.max())
+    for spec in state.cfg.grids.targets:
+        lat0, lat1, lon0, lon1 = (np.asarray(a, np.float64).ravel() for a in parse_grid(spec).boxes())
+        lat_ok = (lat1 > s) & (lat0 < n)
+        lon_ok = np.zeros_like(lat_ok)
+        for shift in (-360.0, 0.0, 360.0):
+            lon_ok |= (lon1 + shift > w) & (lon0 + shift < e)
+        if not (lat_ok & lon_ok).any():
+            raise ConfigError(f"grids.targets grid {spec!r} has no cell over the region of {source} "
+                              f"({s:g}..{n:g}° N, {w:g}..{e:g}° E); choose a target grid that covers it")
 
 
 def _inside(path: Path, root: Path) -> bool:
@@ -163,7 +184,7 @@ def stage_train(state: RunState, task: str, todo: list, keys: dict[str, str]) ->
     """Fit the task's models whose key changed (``todo``), keep the others; write ``models/<task>/training.json``."""
     from pipeline.backend import resolve_backend
     from pipeline.io import write_text_atomically
-    from pipeline.train.stage import _sample, fit_model, split_rows
+    from pipeline.train.stage import fit_model, sample_training_rows, split_rows
 
     cfg = state.cfg
     data = task_data(state, task)
@@ -177,7 +198,7 @@ def stage_train(state: RunState, task: str, todo: list, keys: dict[str, str]) ->
             valid_df = valid_df[np.isfinite(valid_df[spec.target].to_numpy(np.float64))]
         if train_df.empty:
             raise InputDataError(f"the {task} table has no training rows with an observed target")
-        rows = _sample(train_df, cfg.training.sample_rows, cfg.seed, state.say)
+        rows = sample_training_rows(train_df, cfg.training.sample_rows, cfg.seed, state.say)
         device = "cuda" if resolve_backend(cfg.backend).name == "gpu" else "cpu"
         use_cluster = _cluster_fit_available()
         for entry in todo:

@@ -25,7 +25,8 @@ from pipeline.errors import ConfigError, InputDataError
 from pipeline.models.base import TaskSpec
 
 __all__ = [
-    "NON_FEATURE_COLUMNS", "fit_model", "lai_task_spec", "split_rows", "task_entries", "train_models",
+    "NON_FEATURE_COLUMNS", "fit_model", "lai_task_spec", "sample_training_rows", "split_rows", "task_entries",
+    "train_models",
     "validation_score",
 ]
 
@@ -114,7 +115,8 @@ def split_rows(df: pd.DataFrame, spec: TaskSpec, training, *, seed: int = 0) -> 
     return train_df, valid_df
 
 
-def _sample(df: pd.DataFrame, n: int | None, seed: int, notify) -> pd.DataFrame:
+def sample_training_rows(df: pd.DataFrame, n: int | None, seed: int, notify=None) -> pd.DataFrame:
+    """``n`` rows drawn from ``df`` (seeded); all of them, and a note to ``notify``, when ``n`` exceeds them."""
     if n is None or n >= len(df):
         if n is not None and n > len(df) and notify is not None:
             notify(f"training.sample_rows {n:,} exceeds the {len(df):,} training rows; using the whole table")
@@ -295,7 +297,7 @@ def train_models(cfg, *, task: str = "lai", models: Sequence[str] | None = None,
     entries = [e for e in task_entries(cfg, task, notify=notify) if not models or (e.name or e.kind) in models]
     if not entries:
         raise ConfigError(f"no model of the config supports the {task} task")
-    rows = _sample(train_df, cfg.training.sample_rows, cfg.seed, notify)
+    rows = sample_training_rows(train_df, cfg.training.sample_rows, cfg.seed, notify)
     out_dir = run_dir / "models" / task
     results = []
     for entry in entries:

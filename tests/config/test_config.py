@@ -23,8 +23,13 @@ def test_demo_config_validates():
     cfg = load_config(DEMO)
     assert cfg.run_name == "demo"
     assert cfg.data.region == "iberia"
-    assert cfg.data.years == (2011, 2030)
-    assert [m.kind for m in cfg.models][:2] == ["climatology", "xgboost"]
+    assert cfg.data.years == (2016, 2025)
+    assert cfg.tasks == ["lulc", "lai"]
+    # every model family of the registry is in the demo
+    from pipeline.models import model_class
+
+    assert {model_class(m.kind).family for m in cfg.models} == {"baseline", "ml", "deep"}
+    assert {m.kind for m in cfg.models} >= {"xgboost", "random_forest", "logistic", "ridge", "mlp", "unet"}
 
 
 def test_every_shipped_config_validates():
@@ -57,11 +62,11 @@ def test_defaults_and_explicit_defaults_hash_the_same(tmp_path):
 
 
 def test_overrides_nested_list_and_yaml_values():
-    cfg = load_config(DEMO, ["data.region=europe", "data.years=2001:2010", "models.1.params.max_depth=4",
+    cfg = load_config(DEMO, ["data.region=europe", "data.years=2001:2010", "models.5.params.max_depth=4",
                               "grids.targets=[F32, 1deg]", "cluster.n_workers=1"])
     assert cfg.data.region == "europe"
     assert cfg.data.years == (2001, 2010)
-    assert cfg.models[1].params.max_depth == 4
+    assert cfg.models[5].params.max_depth == 4
     assert cfg.grids.targets == ["F32", "1deg"]
     assert cfg.cluster.n_workers == 1
 
@@ -155,11 +160,11 @@ def test_model_entries_are_typed_by_kind():
     kinds = [m.kind for m in cfg.models]
     assert "xgboost" in kinds and type(cfg.models[kinds.index("xgboost")].params).__name__ == "XGBoostParams"
     with pytest.raises(ConfigError, match="unknown model kind 'xgbost'; available kinds: coarse_prior"):
-        load_config(DEMO, ["models.1.kind=xgbost"])
-    with pytest.raises(ConfigError, match=r"unknown key 'max_dept' in 'models.1 \(xgboost model 'xgboost'\).params'; "
+        load_config(DEMO, ["models.5.kind=xgbost"])
+    with pytest.raises(ConfigError, match=r"unknown key 'max_dept' in 'models.5 \(xgboost model 'xgboost'\).params'; "
                                           r"allowed keys: .*max_depth"):
-        load_config(DEMO, ["models.1.params.max_dept=4"])
-    with pytest.raises(ConfigError, match=r"models.0 \(climatology model 'clim'\).params.min_count"):
-        load_config(DEMO, ["models.0.name=clim", "models.0.params.min_count=0"])
+        load_config(DEMO, ["models.5.params.max_dept=4"])
+    with pytest.raises(ConfigError, match=r"models.3 \(climatology model 'clim'\).params.min_count"):
+        load_config(DEMO, ["models.3.name=clim", "models.3.params.min_count=0"])
     with pytest.raises(ConfigError, match="hidden"):
-        load_config(DEMO, ["models.3.params.hidden=[0]"])
+        load_config(DEMO, ["models.7.params.hidden=[0]"])
