@@ -20,6 +20,13 @@ Modules
     Spatial block bootstrap: percentile intervals and a paired two-model test with a p-value.
 ``breakdown``
     Metrics by Köppen zone, land-cover group and season as one tidy table.
+``summary``
+    One call per task (:func:`evaluate_continuous` for LAI, :func:`evaluate_categorical` for
+    LULC): the test table and every model's predictions → a :class:`TaskEvaluation` holding the
+    metrics table with block-bootstrap intervals, the headline (best model against best baseline,
+    paired block bootstrap), the breakdown by zone, land-cover group and season, the seasonal
+    cycles, the per-class F1 and the confusion matrices — everything the report shows, in the
+    report's field names (without importing it: the run stage converts).
 ``drift``
     Scenario inputs against the training data: population stability index, share outside the
     training range, and flags.
@@ -71,13 +78,25 @@ from pipeline.evaluate.fractions import (
     fraction_mae,
     predicted_fractions,
 )
+from pipeline.evaluate.summary import (
+    METRIC_DIRECTIONS,
+    METRIC_LABELS,
+    HeadlineResult,
+    TaskEvaluation,
+    evaluate_categorical,
+    evaluate_continuous,
+)
 
 __all__ = [
     "CONTINUOUS_METRICS",
+    "METRIC_DIRECTIONS",
+    "METRIC_LABELS",
     "N_BINS",
     "OUTSIDE_THRESHOLD",
     "PSI_THRESHOLD",
     "SEASONS",
+    "TaskEvaluation",
+    "HeadlineResult",
     "Interval",
     "PairedResult",
     "aggregate_to_parent",
@@ -89,6 +108,8 @@ __all__ = [
     "confusion_matrix",
     "conservation_error",
     "drift_table",
+    "evaluate_categorical",
+    "evaluate_continuous",
     "fraction_mae",
     "kge",
     "kge_components",

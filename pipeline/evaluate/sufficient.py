@@ -12,10 +12,13 @@ instead of a pass over a million rows with scikit-learn (75 ms each).
 * categorical metrics: the weighted confusion matrix of every block.
 
 The formulas of :func:`continuous_finish` and :func:`confusion_finish` are the textbook ones the
-scikit-learn / numpy point metrics use; the tests check that both agree on every metric. Point
-values are always taken from the metric functions themselves, the replicates from here. (One
-corner differs: a resample whose truth is constant has an R² of 0/0, NaN here, where
-scikit-learn's ``force_finite`` returns 0 or 1; such replicates are left out of the interval.)
+scikit-learn / numpy point metrics use; the tests check that both agree on every metric. The
+bootstrap takes its point values from the metric functions themselves, the replicates from here
+(:func:`pipeline.evaluate.breakdown.breakdown` takes both from here, the values equal up to
+rounding). One corner differs: a resample whose truth is constant has no R² here (NaN), where
+scikit-learn's ``force_finite`` returns 0 or 1; such replicates are left out of the interval. A
+constant field (variance below ``1e-12`` of its mean square: rounding noise) has no correlation
+and no KGE, NaN as in the point functions.
 
 :func:`decomposition` looks a metric function up (unwrapping :func:`functools.partial`, as
 :func:`pipeline.evaluate.categorical.categorical_metrics` returns) and returns ``None`` for any
@@ -102,12 +105,13 @@ def continuous_finish(name: str, sums: np.ndarray, shift: float) -> np.ndarray:
             return mp - my
         # fewer than two rows: no variance (the point functions return NaN too)
         w = np.where(s[..., _N] >= 2, w, np.nan)
-        vy = np.maximum(s[..., _WYY] / w - my * my, 0.0)
-        vp = np.maximum(s[..., _WPP] / w - mp * mp, 0.0)
+        vy = _variance(s[..., _WYY] / w, my)
+        vp = _variance(s[..., _WPP] / w, mp)
         cov = s[..., _WYP] / w - my * mp
         if name == "r2":
-            return 1.0 - s[..., _WSE] / (w * vy)
-        r = cov / np.sqrt(vy * vp)
+            return np.where(vy > 0, 1.0 - s[..., _WSE] / (w * vy), np.nan)
+        # a constant field has no correlation (NaN, as numpy's)
+        r = np.where(vy * vp > 0, cov / np.sqrt(vy * vp), np.nan)
         if name == "pearson_r":
             return r
         if name == "kge":
@@ -115,6 +119,18 @@ def continuous_finish(name: str, sums: np.ndarray, shift: float) -> np.ndarray:
             beta = (mp + shift) / (my + shift)
             return 1.0 - np.sqrt((r - 1.0) ** 2 + (alpha - 1.0) ** 2 + (beta - 1.0) ** 2)
     raise ValueError(f"no sufficient-statistics formula for the continuous metric {name!r}")
+
+
+def _variance(mean_square: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """``E[x²] - E[x]²``, 0 for a constant field.
+
+    For a constant field the difference is rounding noise of about ``eps * E[x²]``, not 0; it
+    would give a constant prediction a correlation and a KGE where the point functions give NaN,
+    so variances below ``1e-12 * E[x²]`` (a spread under a millionth of the field's offset from
+    the shift) count as 0.
+    """
+    v = mean_square - mean * mean
+    return np.where(v > 1e-12 * mean_square, v, 0.0)
 
 
 def confusion_block_stats(y_true, y_pred, weights, codes: np.ndarray, n_blocks: int, *, labels
