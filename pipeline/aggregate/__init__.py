@@ -5,7 +5,10 @@
 * :func:`class_fractions` area fraction of each class, or of each PFT through a class→PFT
   crosswalk, without a one-hot array; :func:`majority_class` the class with the largest area;
 * :func:`subgrid_stats` area-weighted standard deviation, minimum and maximum per target cell;
-* :func:`apply_weights` the same with weights from a SCRIP/ESMF file (e.g. ``cdo gencon``).
+* :func:`apply_weights` the same with weights from a SCRIP/ESMF file (e.g. ``cdo gencon``);
+* :func:`crop_to_source` the target cells that overlap a regional input, cut out of a result on
+  the whole grid (:func:`source_edges` gives the input's cell edges, :func:`overlap_cells` the
+  kept cells): regional inputs give regional outputs, equal to the same cells of the global one.
 
 The source is read in chunks of rows (``chunk_rows``; default: ~32 M values per chunk), so memory
 is one chunk plus the target accumulators, whatever the size of the input. Inputs may have
@@ -19,7 +22,8 @@ Modules: ``continuous`` (mean, sub-grid statistics), ``categorical`` (class and 
 majority), ``crosswalk`` (class → PFT tables), ``methods`` (the method table shared by
 :func:`apply_weights` and the CLI), ``plan`` (weights bound to a source array, one plan class per
 weights type), ``stream`` (the engine, chosen once, and the streamed row chunks), ``cf`` (CF
-output), ``select`` (one field out of a variable with extra dimensions: ``--select``).
+output), ``crop`` (regional outputs), ``select`` (one field out of a variable with extra
+dimensions: ``--select``).
 
 Work that cannot fit in memory (accumulators on a huge target grid, a lookup table for class
 codes of 1e11) is refused up front with the estimate and the limit (:mod:`pipeline.grids.limits`);
@@ -32,6 +36,7 @@ from __future__ import annotations
 from pipeline.aggregate.categorical import class_fractions, majority_class
 from pipeline.aggregate.cf import to_dataset
 from pipeline.aggregate.continuous import conservative_mean, refuse_categorical, subgrid_stats
+from pipeline.aggregate.crop import crop_to_source, overlap_cells, source_edges
 from pipeline.aggregate.crosswalk import check_crosswalk, read_crosswalk
 from pipeline.aggregate.methods import METHODS, apply_weights, method_function
 from pipeline.aggregate.select import extra_dims, select_fields
@@ -44,12 +49,15 @@ __all__ = [
     "check_crosswalk",
     "class_fractions",
     "conservative_mean",
+    "crop_to_source",
     "extra_dims",
     "majority_class",
     "method_function",
+    "overlap_cells",
     "read_crosswalk",
     "refuse_categorical",
     "select_fields",
+    "source_edges",
     "subgrid_stats",
     "to_dataset",
 ]

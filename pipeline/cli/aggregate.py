@@ -77,10 +77,16 @@ def aggregate(
     engine: str = typer.Option("auto", help="auto | numpy | numba | cupy"),
     chunk_rows: Optional[int] = typer.Option(None, min=1, help="source rows per streamed chunk (default: ~32 M values)"),
     gaussian_bounds: str = typer.Option("midpoints", help="Gaussian cell bounds: midpoints | weights | cdo"),
+    global_output: bool = typer.Option(
+        False, "--global", help="write the whole target grid; default: only the target cells that overlap the input"),
+    compression_level: int = typer.Option(4, "--compression-level", min=0, max=9,
+                                          help="zlib level of a NetCDF output (0: uncompressed)"),
 ) -> None:
     """Aggregate a fine field onto an ESM grid (conservative mean, class fractions, majority, sub-grid std).
 
     Extra dimensions (time ...) are kept by mean/std; pick one field with --select time=2019-01-01.
+    A regional input gives the target cells that overlap it (--global: the whole grid); NetCDF
+    outputs are compressed (zlib + shuffle).
     """
     from pipeline import aggregate as agg
     from pipeline.aggregate import METHODS, extra_dims, select_fields
@@ -133,14 +139,39 @@ def aggregate(
     out = agg.to_dataset(res, grid=out_grid)
     if method == "fractions" and "valid_fraction" in out.coords:
         out = out.reset_coords("valid_fraction")
-    write(out, output, history=history())
+    cropped = ""
+    if not global_output and out_grid is not None:
+        out, cropped = _crop(out, out_grid, da, str(input))
+    write(out, output, history=history(), compression_level=compression_level)
     gname = out_grid.name if out_grid is not None else f"weights {weights}"
     if empty:
         err_console.print(f"[yellow]warning:[/yellow] every cell of the output is empty: {escape(var)} of "
                           f"{escape(str(input))} has no valid value over the target grid (all NaN or no-data codes, "
                           "or no overlap); the output was written anyway", highlight=False, soft_wrap=True)
-    console.print(f"[green]OK[/green] {escape(str(input))}:{escape(var)} -> {escape(gname)} ({method}) in {dt:.2f} s: "
-                  f"{escape(str(output))}")
+    console.print(f"[green]OK[/green] {escape(str(input))}:{escape(var)} -> {escape(gname)} ({method}{cropped}) in "
+                  f"{dt:.2f} s: {escape(str(output))}")
+
+
+def _crop(out, grid, da, source: str):
+    """``out`` cut to the target cells that overlap the input, and a note for the summary line.
+
+    The whole grid is kept when the input has no lat/lon coordinates to place it (weights that
+    index it as stored) or overlaps no target cell (the empty-output warning says so).
+    """
+    from pipeline.aggregate import crop_to_source, overlap_cells, source_edges
+
+    try:
+        edges = source_edges(da, name=source)
+    except InputDataError:
+        return out, ""
+    index = overlap_cells(grid, *edges)
+    if any(ix.size == 0 for ix in index.values()):
+        return out, ""
+    res = crop_to_source(out, grid, *edges)
+    if res is out:
+        return out, ""
+    kept = " x ".join(str(ix.size) for ix in index.values())
+    return res, f", regional: {kept} of {' x '.join(map(str, grid.shape))} cells; --global for all"
 
 
 def weights(

@@ -6,12 +6,17 @@ Synthetic (deterministic from a seed, labelled ``synthetic = "yes"``): monthly c
 land-use trajectories and monthly LAI for 1950-2020 and scenarios to 2100; the equations are in
 :mod:`pipeline.datasets.synthetic`.
 
+Tables (CSV, replaceable by the user, checked on load): the IGBP classes, the IGBP → PFT
+crosswalk and the IGBP → HTESSEL vegetation type table (:func:`load_bats_table`: the IFS types
+behind ``cvh``/``cvl``/``tvh``/``tvl``).
+
 The names below are imported on first use, so that ``terrascale --help`` (which imports
 :mod:`pipeline.cli.data`) does not pay for xarray, dask and scipy.
 """
 
 from __future__ import annotations
 
+from pipeline.datasets.bats import BatsTable, load_bats_table
 from pipeline.datasets.checks import check_config
 from pipeline.datasets.classes import ClassTable, load_class_table, load_pft_crosswalk
 from pipeline.datasets.demo import check_store_set, is_demo_store_set, write_demo_stores
@@ -36,6 +41,7 @@ from pipeline.datasets.synthetic import (
 )
 
 __all__ = [
+    "BatsTable",
     "ClassTable",
     "DataSource",
     "REGIONS",
@@ -54,6 +60,7 @@ __all__ = [
     "is_demo_store_set",
     "koppen_majority",
     "land_fraction",
+    "load_bats_table",
     "load_class_table",
     "load_igbp",
     "load_koppen",

@@ -10,6 +10,8 @@ therefore never leaves a half-written store under the final name, where a later 
 trust it. An existing path is replaced only by an output of the same kind (a file by a file, a
 Zarr store by a Zarr store) and never when it is an input (:func:`check_output_path`, to call
 before any work); temporaries left by killed writers are removed by the next write.
+``compression_level`` compresses a NetCDF output (zlib + shuffle, chunks of whole maps:
+:func:`netcdf_compression`); without it the encoding is left as the caller and the input made it.
 
 Checks on read: :func:`open_dataset` refuses inputs that are not whole (a NetCDF file shorter
 than its header implies, a Zarr store with a missing chunk, see :mod:`pipeline.io.integrity`),
@@ -59,11 +61,15 @@ from pipeline.io.integrity import check_netcdf_complete, check_zarr_complete, mi
 from pipeline.io.netcdf import open_netcdf
 from pipeline.io.reading import DECODE_ERRORS, read_values, reading
 from pipeline.io.stores import (
+    NETCDF_CHUNK_BYTES,
     NETCDF_SUFFIXES,
     ZARR_SUFFIX,
     check_cf_attributes,
+    check_compression_level,
     check_output_path,
     detect_format,
+    netcdf_chunks,
+    netcdf_compression,
     open_dataset,
     output_format,
     provenance_attrs,
@@ -88,7 +94,11 @@ __all__ = [
     "atomic_output",
     "axis_gaps",
     "axis_problems",
+    "NETCDF_CHUNK_BYTES",
     "check_cf_attributes",
+    "check_compression_level",
+    "netcdf_chunks",
+    "netcdf_compression",
     "check_coordinates",
     "check_max_nan_fraction",
     "check_netcdf_complete",
