@@ -4,9 +4,19 @@ The training rows are never collected into one pandas frame: a ``DaskQuantileDMa
 from the dask DataFrame's partitions on the workers (native categorical columns, NaN as
 missing), and the trees are grown by ``xgboost.dask.train`` across all workers. LULC targets
 (class codes) are mapped to 0..K-1 in the order of the task's classes, partition by partition.
+
+:func:`_fit_xgboost_model` trains a configured :class:`~pipeline.models.boosting.XGBoostModel`
+the same way from an in-memory table (:func:`pipeline.train.fit_on_cluster`): the model's own
+encoding, labels and parameters (:meth:`~pipeline.models.boosting.XGBoostModel.training_data`),
+the table split into partitions scattered over the workers, and the booster adopted by the model
+(:meth:`~pipeline.models.boosting.XGBoostModel.adopt_booster`), so that it predicts, saves and
+loads as after an in-process fit.
 """
 
 from __future__ import annotations
+
+import math
+import time
 
 import numpy as np
 
@@ -117,3 +127,69 @@ def fit_xgboost_dask(client, train_ddf, spec, params, *, valid_ddf=None, device:
                      num_boost_round=params.n_estimators, evals=evals,
                      early_stopping_rounds=params.early_stopping_rounds if evals else None, verbose_eval=False)
     return out["booster"]
+
+
+#: training rows per partition of the scattered table (more partitions when the workers are fewer)
+ROWS_PER_PARTITION = 500_000
+#: the label column of the scattered partitions (beside the feature columns)
+_LABEL = "__label__"
+
+
+def _scattered_frame(client, frame, label, n_parts: int):
+    """A dask DataFrame of ``frame`` plus the labels, cut into row ranges scattered over the workers."""
+    import dask.dataframe as dd
+
+    table = frame.assign(**{_LABEL: np.asarray(label)})
+    bounds = np.linspace(0, len(table), max(1, min(n_parts, len(table))) + 1).astype(np.int64)
+    chunks = [table.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    futures = client.scatter(chunks, hash=False)  # one chunk per worker in turn
+    return dd.from_delayed(futures, meta=table.iloc[:0], verify_meta=False), futures
+
+
+def _fit_xgboost_model(client, model, X, y, *, X_valid=None, y_valid=None, partitions: int | None = None) -> dict:
+    """Train an :class:`~pipeline.models.boosting.XGBoostModel` with ``xgboost.dask`` and make it fitted.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster.
+    model : XGBoostModel
+        Created and configured; its parameters, seed and device are those of the in-process fit.
+    X, y, X_valid, y_valid
+        As for ``model.fit`` (early stopping on the validation rows, as in-process).
+    partitions : int, optional
+        Partitions of the training table (default: at least one per worker, at most
+        :data:`ROWS_PER_PARTITION` rows each).
+
+    Returns
+    -------
+    dict
+        ``partitions`` and ``rounds`` (boosting rounds kept).
+    """
+    import xgboost.dask as dxgb
+
+    t0 = time.perf_counter()
+    workers = client.scheduler_info()["workers"]
+    if not workers:
+        raise ConfigError("the dask cluster has no workers; start it with cluster.n_workers >= 1")
+    data = model.training_data(X, y, X_valid, y_valid)
+    n_parts = int(partitions or max(len(workers), math.ceil(len(data.frame) / ROWS_PER_PARTITION)))
+    features = list(data.encoder.features)
+    max_bin = data.params["max_bin"]
+    # the scattered partitions are released when their futures go out of scope (cancelling
+    # scattered data trips the scheduler)
+    train_ddf, _ = _scattered_frame(client, data.frame, data.label, n_parts)
+    dtrain = dxgb.DaskQuantileDMatrix(client, train_ddf[features], train_ddf[_LABEL], enable_categorical=True,
+                                      missing=np.nan, max_bin=max_bin)
+    evals = []
+    if data.early_stopping_rounds is not None:
+        valid_parts = max(len(workers), math.ceil(len(data.valid_frame) / ROWS_PER_PARTITION))
+        valid_ddf, _ = _scattered_frame(client, data.valid_frame, data.valid_label, valid_parts)
+        # validation bins must be the training matrix's: it is passed as the reference
+        evals = [(dxgb.DaskQuantileDMatrix(client, valid_ddf[features], valid_ddf[_LABEL], enable_categorical=True,
+                                           missing=np.nan, max_bin=max_bin, ref=dtrain), "valid")]
+    out = dxgb.train(client, data.params, dtrain, num_boost_round=data.num_boost_round, evals=evals,
+                     early_stopping_rounds=data.early_stopping_rounds, verbose_eval=False)
+    model.adopt_booster(out["booster"], encoder=data.encoder, present=data.present,
+                        fit_seconds=time.perf_counter() - t0)
+    return {"partitions": int(train_ddf.npartitions), "rounds": int(model.booster.num_boosted_rounds())}

@@ -6,11 +6,21 @@ a free TCP port on the first worker's host, runs the training function as its ra
 its result. With one worker no process group is made: the function runs as rank 0 of 1. The
 same code therefore runs on a ``LocalCluster``, a ``LocalCUDACluster`` (one worker per GPU) or
 SLURM workers.
+
+:func:`fit_data_parallel` fits a bare regression module (mean-squared error, fixed epochs: the
+scaling benchmark); the models of :mod:`pipeline.models.deep` are fitted by their own epoch loop
+on every rank (:func:`_fit_deep_model`, used by :func:`pipeline.train.fit_on_cluster`), with
+validation, early stopping, checkpoints and resume. Events the ranks send (one per epoch) reach
+the caller while they run, through the scheduler's event log (:class:`EventRelay`).
 """
 
 from __future__ import annotations
 
+import copy
+import json
 import socket
+import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlparse
@@ -19,7 +29,10 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 
-__all__ = ["DataParallelResult", "fit_data_parallel", "run_data_parallel"]
+__all__ = ["DataParallelResult", "EventRelay", "fit_data_parallel", "run_data_parallel"]
+
+#: seconds between two looks at the ranks' events while they run
+EVENT_POLL_S = 0.2
 
 
 def _free_port() -> int:
@@ -28,7 +41,62 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _rank_main(fn, rank: int, world: int, addr: str, port: int, backend: str, args: tuple, timeout_s: float):
+class EventRelay:
+    """A picklable ``emit(event)`` for code running on a dask worker: the event reaches the client.
+
+    On a worker, the event (a dict of plain values) is logged to the scheduler under
+    :attr:`topic`; :func:`run_data_parallel` reads the topic while the ranks run and passes every
+    event to its ``on_event``, in order. Outside a worker (no cluster) the event goes to
+    ``local`` directly.
+
+    Parameters
+    ----------
+    topic : str, optional
+        The event topic (default: a new unique one).
+    local : callable, optional
+        Called with the event when not running on a worker.
+    """
+
+    def __init__(self, topic: str | None = None, local: Callable[[dict], None] | None = None):
+        self.topic = topic or f"terrascale-events-{uuid.uuid4().hex}"
+        self.local = local
+
+    def __getstate__(self):
+        return {"topic": self.topic, "local": None}  # a client-side callback never travels
+
+    def __call__(self, event: dict) -> None:
+        # msgpack-able: NumPy scalars become Python numbers
+        plain = json.loads(json.dumps(event, default=lambda v: v.item() if hasattr(v, "item") else str(v)))
+        try:
+            from distributed import get_worker
+
+            worker = get_worker()
+        except (ImportError, ValueError):
+            worker = None
+        if worker is not None:
+            # wrapped: the scheduler stamps a logged dict with the worker's address
+            worker.log_event(self.topic, {"event": plain})
+        elif self.local is not None:
+            self.local(plain)
+
+
+def _relay_events(client, futures: list, topic: str, on_event: Callable[[dict], None]) -> None:
+    """Pass the events of ``topic`` to ``on_event`` until every future is finished."""
+    seen = 0
+    while True:
+        # finished before reading: a worker sends its events before the task's end, on the same stream
+        finished = all(f.done() for f in futures)
+        events = client.get_events(topic)
+        for _, msg in list(events)[seen:]:
+            on_event(msg["event"])
+        seen = len(events)
+        if finished or any(f.status == "error" for f in futures):
+            return
+        time.sleep(EVENT_POLL_S)
+
+
+def _rank_main(fn, rank: int, world: int, addr: str, port: int, backend: str, args: tuple, timeout_s: float,
+               kwargs: dict | None = None):
     import datetime
 
     import torch.distributed as dist
@@ -36,12 +104,13 @@ def _rank_main(fn, rank: int, world: int, addr: str, port: int, backend: str, ar
     dist.init_process_group(backend, init_method=f"tcp://{addr}:{port}", rank=rank, world_size=world,
                             timeout=datetime.timedelta(seconds=timeout_s))
     try:
-        return fn(rank, world, *args)
+        return fn(rank, world, *args, **(kwargs or {}))
     finally:
         dist.destroy_process_group()
 
 
-def run_data_parallel(client, fn: Callable, *args, backend: str = "gloo", timeout_s: float = 300.0) -> list:
+def run_data_parallel(client, fn: Callable, *args, backend: str = "gloo", timeout_s: float = 300.0,
+                      on_event: Callable[[dict], None] | None = None) -> list:
     """Run ``fn(rank, world_size, *args)`` on every worker of ``client``'s cluster as one DDP group.
 
     Parameters
@@ -56,25 +125,43 @@ def run_data_parallel(client, fn: Callable, *args, backend: str = "gloo", timeou
         ``gloo`` (CPU) or ``nccl`` (CUDA).
     timeout_s : float
         How long a rank waits for the others at the rendezvous and collectives.
+    on_event : callable, optional
+        Then ``fn`` is called with the keyword ``emit``, an :class:`EventRelay`: every dict a rank
+        passes to ``emit`` is passed to ``on_event`` here, in this thread, while the ranks run.
 
     Returns
     -------
     list
         ``fn``'s result of every rank, in rank order.
     """
+    relay = EventRelay(local=on_event) if on_event is not None else None
+    kwargs = {"emit": relay} if relay is not None else {}
     if client is None:
-        return [fn(0, 1, *args)]
+        return [fn(0, 1, *args, **kwargs)]
+    workers = _workers(client)
+    if len(workers) == 1:
+        futures = [client.submit(fn, 0, 1, *args, **kwargs, workers=workers, pure=False)]
+    else:
+        host = urlparse(workers[0]).hostname or "127.0.0.1"
+        port = client.submit(_free_port, workers=workers[:1], pure=False).result()
+        futures = [client.submit(_rank_main, fn, rank, len(workers), host, port, backend, args, timeout_s, kwargs,
+                                 workers=[w], allow_other_workers=False, pure=False)
+                   for rank, w in enumerate(workers)]
+    try:
+        if relay is not None:
+            _relay_events(client, futures, relay.topic, on_event)
+        return client.gather(futures)
+    except BaseException:
+        client.cancel(futures)  # an interrupt or a failed rank: no rank keeps training for nobody
+        raise
+
+
+def _workers(client) -> list[str]:
+    """The addresses of the cluster's workers, sorted (rank order)."""
     workers = sorted(client.scheduler_info()["workers"])
     if not workers:
         raise ConfigError("the dask cluster has no workers; start it with cluster.n_workers >= 1")
-    if len(workers) == 1:
-        return [client.submit(fn, 0, 1, *args, workers=workers, pure=False).result()]
-    host = urlparse(workers[0]).hostname or "127.0.0.1"
-    port = client.submit(_free_port, workers=workers[:1], pure=False).result()
-    futures = [client.submit(_rank_main, fn, rank, len(workers), host, port, backend, args, timeout_s,
-                             workers=[w], allow_other_workers=False, pure=False)
-               for rank, w in enumerate(workers)]
-    return client.gather(futures)
+    return workers
 
 
 @dataclass
@@ -171,3 +258,77 @@ def fit_data_parallel(client, module_factory: Callable, X, y, *, epochs: int, ba
                                 float(learning_rate), int(seed), device or ("cuda" if backend == "nccl" else "cpu"),
                                 backend=backend)
     return results[0]
+
+
+def _worker_threads() -> int:
+    """Threads of the dask worker running this task (1 outside a worker)."""
+    try:
+        from distributed import get_worker
+
+        return max(int(get_worker().state.nthreads), 1)
+    except (ImportError, ValueError, AttributeError):
+        return 1
+
+
+def _fit_deep_rank(rank: int, world: int, model, X, y, X_valid, y_valid, emit=None) -> dict | None:
+    """One rank of :func:`_fit_deep_model`: the model's own fit on this rank's share of every batch."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(_worker_threads())  # the worker's threads, not the machine's cores
+    try:
+        model.data_parallel = (rank, world)
+        model.progress = None
+        model.on_epoch = emit if rank == 0 else None
+        model.fit(X, y, X_valid=X_valid, y_valid=y_valid)
+    finally:
+        torch.set_num_threads(before)
+    return model.trained_state() if rank == 0 else None
+
+
+def _fit_deep_model(client, model, X, y, *, X_valid=None, y_valid=None,
+                    on_event: Callable[[dict], None] | None = None, timeout_s: float = 1800.0) -> int:
+    """Fit a deep table model (:class:`~pipeline.models.deep.mlp.MLPModel`) data-parallel: one rank per worker.
+
+    Every rank receives the table once (scattered to every worker), fits the same encoding on it
+    and runs the model's epoch loop on its share of every global batch
+    (:attr:`~pipeline.models.deep.DeepModel.data_parallel`); rank 0 checkpoints, reports the
+    epochs (``on_event``, here, while they run) and returns the trained state, which ``model``
+    then adopts (:meth:`~pipeline.models.deep.DeepModel.adopt_trained_state`).
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster.
+    model : DeepModel
+        Created and configured (training settings, checkpoint directory), not necessarily fitted.
+    X, y, X_valid, y_valid
+        As for ``model.fit``.
+    on_event : callable, optional
+        Called here with every epoch's event (see :attr:`~pipeline.models.deep.DeepModel.on_epoch`).
+    timeout_s : float
+        How long a rank waits for the others (a collective or the rendezvous).
+
+    Returns
+    -------
+    int
+        The number of ranks.
+    """
+    t0 = time.perf_counter()
+    workers = _workers(client)
+    remote = copy.copy(model)
+    remote.progress = remote.on_epoch = None  # client-side callbacks stay here
+    remote.history = []
+    remote.net = None  # the ranks build and train their own network
+    backend = "nccl" if str(model.device).startswith("cuda") else "gloo"
+    inputs = [X, np.asarray(y), X_valid, None if y_valid is None else np.asarray(y_valid)]
+    present = [i for i, v in enumerate(inputs) if v is not None]
+    # one copy per worker, not one per task in the graph
+    scattered = client.scatter([inputs[i] for i in present], broadcast=True, hash=False)
+    for i, fut in zip(present, scattered):
+        inputs[i] = fut
+    # the scattered inputs are released when their futures go out of scope
+    results = run_data_parallel(client, _fit_deep_rank, remote, *inputs, backend=backend, timeout_s=timeout_s,
+                                on_event=on_event)
+    model.adopt_trained_state(results[0], fit_seconds=time.perf_counter() - t0)
+    return len(workers)

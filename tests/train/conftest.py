@@ -5,9 +5,12 @@ from __future__ import annotations
 import pytest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def client():
-    """A client of a 2-worker, 1-thread-each LocalCluster (processes, like a real run)."""
+    """A client of a 2-worker, 1-thread-each LocalCluster (processes, like a real run).
+
+    Shared by the session: the workers start, import torch and xgboost, and stop once.
+    """
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl:
         with distributed.Client(cl) as c:

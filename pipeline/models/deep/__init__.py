@@ -4,8 +4,11 @@ Both share this module's :class:`DeepModel` base: the typed parameters, the trai
 (:meth:`DeepModel.configure_training`, defaults of :class:`pipeline.config.sections.TrainingConfig`),
 the table encoding (:class:`TableEncoder`: standardised numeric features, categorical columns as
 embedding indices) and the inputs of the constraint layers (:meth:`DeepModel.constraint_inputs`).
-Training runs in :func:`pipeline.models.deep.loop.train_epochs` (single process, deterministic,
-checkpointed and resumable).
+Training runs in :func:`pipeline.models.deep.loop.train_epochs` (deterministic, checkpointed and
+resumable; in this process, or as one rank of a data-parallel group: :attr:`DeepModel.data_parallel`,
+set by :func:`pipeline.train.fit_on_cluster`). :attr:`DeepModel.on_epoch` is called after every
+epoch (a progress bar); :attr:`DeepModel.history` keeps the learning curve and is saved with the
+model.
 
 Constraint blocks
     The constraint layers conserve the coarse data per *block*: the rows of one coarse cell
@@ -34,7 +37,7 @@ __all__ = ["DeepModel", "TableEncoder", "lai_scale"]
 #: Sinkhorn iterations of the LULC constraint layer in training (the exact projection runs at inference)
 TRAIN_SINKHORN_ITER = 10
 #: the training settings :meth:`DeepModel.configure_training` accepts besides TrainingConfig's
-_EXTRA_TRAINING = ("checkpoint_dir", "progress")
+_EXTRA_TRAINING = ("checkpoint_dir", "progress", "on_epoch")
 
 
 def _json_value(v):
@@ -152,6 +155,12 @@ class DeepModel(Model):
         self.training = TrainingConfig()
         self.checkpoint_dir: Path | None = None
         self.progress: Callable[[dict], None] | None = None
+        #: called after every epoch with {"model", "epoch", "max_epochs", "train_loss", "valid_loss",
+        #: "best_loss"} and, with validation rows and a score, "valid_score" and "score_name"
+        self.on_epoch: Callable[[dict], None] | None = None
+        #: (rank, world size) when fitted as one rank of a torch.distributed group, else (0, 1)
+        self.data_parallel: tuple[int, int] = (0, 1)
+        #: the learning curve: per epoch {"epoch", "train_loss", "valid_loss"[, "valid_score"]}
         self.history: list[dict] = []
         self.encoder: TableEncoder | None = None
         self.y_mean, self.y_std = 0.0, 1.0  # LAI target scale (the network predicts standardised values)
@@ -169,8 +178,9 @@ class DeepModel(Model):
         **kwargs
             ``max_epochs``, ``batch_size``, ``learning_rate``, ``early_stopping_patience``,
             ``checkpoint_every``, ``resume`` (validated like the config section), and
-            ``checkpoint_dir`` (where to checkpoint and resume; ``None``: no checkpoints) and
-            ``progress`` (called with a dict after every epoch).
+            ``checkpoint_dir`` (where to checkpoint and resume; ``None``: no checkpoints),
+            ``progress`` (called with the loop's dict after every epoch) and ``on_epoch`` (the
+            same with the model's name, see :attr:`on_epoch`).
 
         Returns
         -------
@@ -198,6 +208,8 @@ class DeepModel(Model):
             self.checkpoint_dir = None if extra["checkpoint_dir"] is None else Path(extra["checkpoint_dir"])
         if "progress" in extra:
             self.progress = extra["progress"]
+        if "on_epoch" in extra:
+            self.on_epoch = extra["on_epoch"]
         return self
 
     def describe(self) -> dict:
@@ -388,13 +400,72 @@ class DeepModel(Model):
                                             weights_only=True))
         self.net.eval()
 
+    def trained_state(self) -> dict:
+        """What a fit learnt, as plain values and CPU tensors (sent back from a data-parallel rank).
+
+        Returns
+        -------
+        dict
+            ``weights`` (the network's ``state_dict``), ``encoder``, ``y_mean``, ``y_std``,
+            ``history`` and ``fit_seconds``; :meth:`adopt_trained_state` takes it.
+        """
+        if not self.fitted or self.net is None:
+            raise ConfigError(f"model {self.name!r} is not fitted; there is no trained state")
+        return {"weights": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
+                "encoder": self.encoder.to_dict(), "y_mean": self.y_mean, "y_std": self.y_std,
+                "history": [dict(h) for h in self.history], "fit_seconds": self.fit_seconds}
+
+    def adopt_trained_state(self, state: dict, *, fit_seconds: float | None = None) -> "DeepModel":
+        """Become the model :meth:`trained_state` described (fitted elsewhere, e.g. on the cluster's ranks).
+
+        Afterwards ``predict``, ``save``, ``load`` and ``describe`` behave as after ``fit`` here.
+
+        Parameters
+        ----------
+        state : dict
+            From :meth:`trained_state` of a model of the same kind, spec and parameters.
+        fit_seconds : float, optional
+            The fit's time (default: the one in ``state``).
+
+        Returns
+        -------
+        DeepModel
+            ``self``.
+        """
+        self.encoder = TableEncoder.from_dict(state["encoder"])
+        self.y_mean, self.y_std = float(state["y_mean"]), float(state["y_std"])
+        self.history = [dict(h) for h in state.get("history", [])]
+        self.net = self._build()
+        try:
+            self.net.load_state_dict(state["weights"])
+        except RuntimeError as err:
+            raise ConfigError(f"model {self.name!r}: the trained weights do not fit this model's network "
+                              f"({err}); adopt a state of the same kind and parameters") from None
+        self.net.eval()
+        self.fit_seconds = state.get("fit_seconds") if fit_seconds is None else float(fit_seconds)
+        self.fitted = True
+        return self
+
+    def validation_score(self):
+        """The :class:`~pipeline.models.deep.loop.ValidScore` reported every epoch (``None``: none)."""
+        return None
+
+    def _epoch_event(self, event: dict) -> None:
+        if self.progress is not None:
+            self.progress(event)
+        if self.on_epoch is not None:
+            self.on_epoch({"model": self.name, **event})
+
     def loop_kwargs(self) -> dict:
         """The keyword arguments of :func:`~pipeline.models.deep.loop.train_epochs` from the settings."""
         t = self.training
+        rank, world = self.data_parallel
+        hooked = self.progress is not None or self.on_epoch is not None
         return {"max_epochs": t.max_epochs, "batch_size": t.batch_size, "learning_rate": t.learning_rate,
                 "early_stopping_patience": t.early_stopping_patience, "checkpoint_dir": self.checkpoint_dir,
                 "checkpoint_every": t.checkpoint_every, "resume": t.resume, "seed": self.seed,
-                "progress": self.progress, "mixed_precision": t.mixed_precision}
+                "progress": self._epoch_event if hooked else None, "mixed_precision": t.mixed_precision,
+                "score": self.validation_score(), "rank": rank, "world_size": world}
 
     @staticmethod
     def write_json(path: Path, data: dict) -> None:

@@ -11,6 +11,16 @@ its kernels are deterministic).
 Checkpoints are a dict of tensors and plain values written with :func:`torch.save` to a temporary
 file then renamed over ``checkpoint.pt`` (never a half-written file), and read back with
 ``torch.load(..., weights_only=True)``: nothing is unpickled.
+
+Data parallel
+    With ``world_size > 1`` (inside a ``torch.distributed`` process group, one rank per dask worker:
+    :func:`pipeline.train.run_data_parallel`) the same loop runs on every rank: the batch
+    factories (:func:`row_batches`, :func:`block_batches` with ``rank``/``world_size``) give each
+    rank its share of every global batch of ``batch_size`` rows, the module is wrapped in
+    ``DistributedDataParallel`` (gradients averaged), the losses and the validation score are
+    summed over the ranks, so that every rank takes the same early-stopping decision. Only rank 0
+    reads and writes the checkpoint (its content is broadcast to the others on resume) and calls
+    ``progress``.
 """
 
 from __future__ import annotations
@@ -26,7 +36,8 @@ import torch
 
 from pipeline.errors import ConfigError, InputDataError
 
-__all__ = ["CHECKPOINT_FILE", "TrainResult", "block_batches", "load_checkpoint", "row_batches", "train_epochs"]
+__all__ = ["CHECKPOINT_FILE", "TrainResult", "ValidScore", "block_batches", "load_checkpoint", "row_batches",
+           "train_epochs"]
 
 #: the checkpoint's file name inside ``checkpoint_dir``
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -49,7 +60,8 @@ class TrainResult:
     resumed_from : int
         Epochs read from a checkpoint (0: a fresh start).
     history : list of dict
-        Per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (or None).
+        Per epoch: ``epoch``, ``train_loss``, ``valid_loss`` (or None), and ``valid_score`` when a
+        :class:`ValidScore` was given and there is validation data.
     """
 
     epochs: int = 0
@@ -60,7 +72,36 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def row_batches(tensors: tuple, batch_size: int, *, shuffle: bool = True) -> Callable:
+@dataclass(frozen=True)
+class ValidScore:
+    """A validation score reported every epoch besides the validation loss (e.g. accuracy, RMSE).
+
+    The score is ``finish(sum of the batches' first values / sum of their second values)``, the
+    sums running over the validation batches (and over the ranks when data-parallel).
+
+    Attributes
+    ----------
+    name : str
+        What it is (``accuracy``, ``rmse``), for the progress display.
+    batch : callable
+        ``batch(module, batch) -> (sum, count)`` of one validation batch (floats or 0-d tensors),
+        called without gradients.
+    finish : callable, optional
+        Applied to the mean (``math.sqrt`` turns a mean squared error into an RMSE).
+    """
+
+    name: str
+    batch: Callable[[torch.nn.Module, Any], tuple]
+    finish: Callable[[float], float] | None = None
+
+
+def _check_rank(rank: int, world_size: int) -> None:
+    if world_size < 1 or not 0 <= rank < world_size:
+        raise ConfigError(f"rank {rank} of world size {world_size}: need 0 <= rank < world_size")
+
+
+def row_batches(tensors: tuple, batch_size: int, *, shuffle: bool = True, rank: int = 0,
+                world_size: int = 1) -> Callable:
     """A batch factory over row-aligned tensors: random row batches (or in order for validation).
 
     Parameters
@@ -68,27 +109,35 @@ def row_batches(tensors: tuple, batch_size: int, *, shuffle: bool = True) -> Cal
     tensors : tuple of torch.Tensor
         Tensors sharing their first dimension.
     batch_size : int
-        Rows per batch (the last one smaller).
+        Rows per (global) batch (the last one smaller).
     shuffle : bool
         Draw a new permutation every epoch from the loop's generator.
+    rank, world_size : int
+        Data-parallel training: every rank draws the same permutation and takes its near-equal
+        contiguous share of each global batch (possibly empty: every rank yields as many batches).
 
     Returns
     -------
     callable
         ``factory(generator, epoch) -> iterator of tuples of tensors``.
     """
+    _check_rank(rank, world_size)
     n = tensors[0].shape[0]
 
     def factory(generator, epoch):
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for lo in range(0, n, batch_size):
-            idx = order[lo:lo + batch_size].to(tensors[0].device)
+            idx = order[lo:lo + batch_size]
+            if world_size > 1:
+                idx = torch.tensor_split(idx, world_size)[rank]
+            idx = idx.to(tensors[0].device)
             yield tuple(t[idx] for t in tensors)
 
     return factory
 
 
-def block_batches(tensors: tuple, block: np.ndarray, batch_size: int, *, shuffle: bool = True) -> Callable:
+def block_batches(tensors: tuple, block: np.ndarray, batch_size: int, *, shuffle: bool = True, rank: int = 0,
+                  world_size: int = 1) -> Callable:
     """A batch factory that keeps blocks (coarse cells) whole: the constraint layers need them.
 
     Blocks are shuffled, then taken in turn until a batch holds at least ``batch_size`` rows (a
@@ -104,6 +153,10 @@ def block_batches(tensors: tuple, block: np.ndarray, batch_size: int, *, shuffle
         Target rows per batch.
     shuffle : bool
         Shuffle the blocks every epoch.
+    rank, world_size : int
+        Data-parallel training: the blocks of each global batch are dealt to the ranks by their
+        running row count (whole blocks, about equal rows; a rank's share may be empty, every
+        rank yields as many batches).
 
     Returns
     -------
@@ -111,6 +164,7 @@ def block_batches(tensors: tuple, block: np.ndarray, batch_size: int, *, shuffle
         ``factory(generator, epoch)`` yielding ``(*tensors[rows], local_block, blocks)``: the rows'
         block index within the batch (0..m-1, long) and the global index of those m blocks.
     """
+    _check_rank(rank, world_size)
     block = np.asarray(block, dtype=np.int64)
     n_blocks = int(block.max()) + 1 if block.size else 0
     order = np.argsort(block, kind="stable")
@@ -131,6 +185,12 @@ def block_batches(tensors: tuple, block: np.ndarray, batch_size: int, *, shuffle
             lo = hi
             if chosen.size == 0:
                 continue
+            if world_size > 1:
+                # deal whole blocks by the middle of their rows in the batch's running row count
+                mid = np.cumsum(counts[chosen]) - counts[chosen] / 2
+                owner = np.minimum((mid * world_size // max(int(counts[chosen].sum()), 1)).astype(np.int64),
+                                   world_size - 1)
+                chosen = chosen[owner == rank]
             n_rows = counts[chosen]
             local = np.repeat(np.arange(chosen.size), n_rows)
             # rows of each chosen block: its start plus 0..count-1
@@ -142,11 +202,11 @@ def block_batches(tensors: tuple, block: np.ndarray, batch_size: int, *, shuffle
     return factory
 
 
-def _as_factory(data, batch_size: int, shuffle: bool) -> Callable:
+def _as_factory(data, batch_size: int, shuffle: bool, rank: int = 0, world_size: int = 1) -> Callable:
     if callable(data):
         return data
     if isinstance(data, (tuple, list)) and data and all(isinstance(t, torch.Tensor) for t in data):
-        return row_batches(tuple(data), batch_size, shuffle=shuffle)
+        return row_batches(tuple(data), batch_size, shuffle=shuffle, rank=rank, world_size=world_size)
     raise TypeError("training/validation data must be a tuple of tensors or a batch factory")
 
 
@@ -191,7 +251,8 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
                  valid=None, *, max_epochs: int, batch_size: int, learning_rate: float,
                  early_stopping_patience: int, checkpoint_dir: str | Path | None = None, checkpoint_every: int = 1,
                  resume: bool = True, seed: int = 0, progress: Callable[[dict], None] | None = None,
-                 fingerprint: str | None = None, mixed_precision: bool = False) -> TrainResult:
+                 fingerprint: str | None = None, mixed_precision: bool = False, score: ValidScore | None = None,
+                 rank: int = 0, world_size: int = 1) -> TrainResult:
     """Train ``module`` with Adam, early stopping on the validation loss, checkpoints and resume.
 
     Parameters
@@ -200,11 +261,12 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
         The network, on its device; trained in place and left with the kept weights (the best
         validation epoch's, or the last epoch's without validation data) in eval mode.
     loss_fn : callable
-        ``loss_fn(module, batch) -> scalar tensor``, the mean loss of a batch.
+        ``loss_fn(module, batch) -> scalar tensor``, the mean loss of a batch (``0 * output.sum()``
+        for an empty batch, which a data-parallel rank may get).
     train : tuple of torch.Tensor or callable
         Row-aligned tensors (shuffled row batches of ``batch_size``) or a batch factory
         ``factory(generator, epoch) -> iterable of batches`` (see :func:`block_batches`) that draws
-        its randomness from ``generator`` only.
+        its randomness from ``generator`` only; data-parallel, a factory yields this rank's share.
     valid : tuple of torch.Tensor or callable, optional
         Validation data, batched in order (a factory is called with ``(None, epoch)``); carve it
         from the training blocks so that it does not leak the test split. Without it no early stopping.
@@ -220,16 +282,23 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
         Seed of the shuffling and of the global RNG during training (dropout).
     progress : callable, optional
         Called after every epoch (after its checkpoint) with ``{"epoch", "max_epochs",
-        "train_loss", "valid_loss", "best_loss"}``.
+        "train_loss", "valid_loss", "best_loss"}``, plus ``valid_score`` and ``score_name`` with a
+        ``score`` and validation data.
     fingerprint : str, optional
         Identity of the run (model, data, settings); a checkpoint with another one is refused.
     mixed_precision : bool
         On a CUDA device, compute the forward passes in bfloat16 (``torch.autocast``; bfloat16
         keeps float32's range, so no gradient scaling is needed). Ignored on the CPU.
+    score : ValidScore, optional
+        A validation score computed every epoch (``valid_score`` in the history and the progress).
+    rank, world_size : int
+        Data-parallel training inside an initialised ``torch.distributed`` group of ``world_size``
+        ranks (see the module's docstring); ``1``: this process alone.
 
     Returns
     -------
     TrainResult
+        The same on every rank.
 
     Raises
     ------
@@ -243,14 +312,26 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
             raise ConfigError(f"training.{name} must be an integer >= {low}, not {value!r}")
     if not (learning_rate > 0 and math.isfinite(learning_rate)):
         raise ConfigError(f"training.learning_rate must be positive, not {learning_rate!r}")
-    train_factory = _as_factory(train, batch_size, True)
-    valid_factory = None if valid is None else _as_factory(valid, batch_size, False)
+    _check_rank(rank, world_size)
+    dist = None
+    if world_size > 1:
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() != world_size \
+                or dist.get_rank() != rank:
+            raise ConfigError(f"data-parallel training as rank {rank} of {world_size} needs a torch.distributed "
+                              "process group of that size; run it through pipeline.train.run_data_parallel")
+    lead = rank == 0
+    train_factory = _as_factory(train, batch_size, True, rank, world_size)
+    valid_factory = None if valid is None else _as_factory(valid, batch_size, False, rank, world_size)
     path = Path(checkpoint_dir) / CHECKPOINT_FILE if checkpoint_dir is not None else None
 
     params = list(module.parameters())
     device = params[0].device if params else torch.device("cpu")
     amp = bool(mixed_precision) and device.type == "cuda"
     cuda = [device.index or 0] if device.type == "cuda" else []
+    # the device of the collectives' tensors: nccl reduces on the GPU, gloo on the CPU
+    reduce_device = device if dist is not None and dist.get_backend() == "nccl" else torch.device("cpu")
     with torch.random.fork_rng(devices=cuda):
         # seed only the generators this run uses (torch.manual_seed would touch every GPU's)
         torch.default_generator.manual_seed(seed)
@@ -262,31 +343,47 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
         result = TrainResult()
         best_state = None
         bad_epochs = 0
-        if path is not None and resume and path.is_file():
+        ck = None
+        if path is not None and resume and lead and path.is_file():
             ck = load_checkpoint(path)
+        if dist is not None and path is not None and resume:
+            # rank 0 reads it: the other ranks need no shared file system
+            box = [ck]
+            dist.broadcast_object_list(box, src=0, device=reduce_device)
+            ck = box[0]
+        if ck is not None:
             if ck.get("fingerprint") != fingerprint or ck.get("signature") != _signature(module):
                 raise ConfigError(f"checkpoint {path} was written by another model, data set or setting; delete it "
                                   "or set training.resume: false to start afresh")
             module.load_state_dict(ck["model"])
             optimiser.load_state_dict(ck["optimiser"])
             generator.set_state(ck["generator"])
-            torch.set_rng_state(ck["rng_cpu"])
-            if cuda and ck.get("rng_cuda") is not None:
-                torch.cuda.set_rng_state(ck["rng_cuda"], device)
+            rng_cpu, rng_cuda = ck["rng_cpu"], ck.get("rng_cuda")
+            per_rank = ck.get("rng_ranks")
+            if per_rank is not None and len(per_rank) == world_size:
+                rng_cpu, rng_cuda = per_rank[rank]
+            torch.set_rng_state(rng_cpu)
+            if cuda and rng_cuda is not None:
+                torch.cuda.set_rng_state(rng_cuda, device)
             best_state = ck["best_state"]
             bad_epochs = int(ck["bad_epochs"])
             result = TrainResult(epochs=int(ck["epoch"]), best_epoch=int(ck["best_epoch"]),
                                  best_loss=float(ck["best_loss"]), stopped_early=bool(ck["stopped_early"]),
                                  resumed_from=int(ck["epoch"]), history=list(ck["history"]))
+        net = module
+        if dist is not None:
+            from torch.nn.parallel import DistributedDataParallel
+
+            net = DistributedDataParallel(module, device_ids=[device] if device.type == "cuda" else None)
 
         while result.epochs < max_epochs and not result.stopped_early:
             epoch = result.epochs
-            module.train()
+            net.train()
             total, weight = 0.0, 0
             for batch in train_factory(generator, epoch):
                 optimiser.zero_grad(set_to_none=True)
                 with torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
-                    loss = loss_fn(module, batch)
+                    loss = loss_fn(net, batch)
                 if not torch.isfinite(loss):
                     raise InputDataError(f"the training loss became {loss.item()} in epoch {epoch + 1}; check the "
                                          "inputs for extreme values or lower training.learning_rate")
@@ -295,24 +392,34 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
                 w = _batch_weight(batch)
                 total += float(loss.detach()) * w
                 weight += w
-            train_loss = total / max(weight, 1)
-            valid_loss = None
+            sums = [total, float(weight), 0.0, 0.0, 0.0, 0.0]
             if valid_factory is not None:
                 module.eval()
-                total, weight = 0.0, 0
                 with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16, enabled=amp):
                     for batch in valid_factory(None, epoch):
                         w = _batch_weight(batch)
-                        total += float(loss_fn(module, batch)) * w
-                        weight += w
-                valid_loss = total / max(weight, 1)
-            score = valid_loss if valid_loss is not None else train_loss
+                        sums[2] += float(loss_fn(module, batch)) * w
+                        sums[3] += w
+                        if score is not None:
+                            s, c = score.batch(module, batch)
+                            sums[4] += float(s)
+                            sums[5] += float(c)
+            if dist is not None:
+                reduced = torch.tensor(sums, dtype=torch.float64, device=reduce_device)
+                dist.all_reduce(reduced)
+                sums = reduced.tolist()
+            train_loss = sums[0] / max(sums[1], 1.0)
+            valid_loss = sums[2] / max(sums[3], 1.0) if valid_factory is not None else None
+            entry = {"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": valid_loss}
+            if score is not None and valid_factory is not None:
+                mean = sums[4] / sums[5] if sums[5] > 0 else None
+                entry["valid_score"] = None if mean is None else float(score.finish(mean) if score.finish else mean)
             result.epochs = epoch + 1
-            result.history.append({"epoch": epoch + 1, "train_loss": train_loss, "valid_loss": valid_loss})
+            result.history.append(entry)
             if valid_loss is None:
-                result.best_epoch, result.best_loss = epoch + 1, score
-            elif score < result.best_loss:
-                result.best_epoch, result.best_loss = epoch + 1, score
+                result.best_epoch, result.best_loss = epoch + 1, train_loss
+            elif valid_loss < result.best_loss:
+                result.best_epoch, result.best_loss = epoch + 1, valid_loss
                 best_state = _state_copy(module)
                 bad_epochs = 0
             else:
@@ -320,19 +427,28 @@ def train_epochs(module: torch.nn.Module, loss_fn: Callable[[torch.nn.Module, An
                 result.stopped_early = bad_epochs >= early_stopping_patience
             last = result.epochs >= max_epochs or result.stopped_early
             if path is not None and (result.epochs % checkpoint_every == 0 or last):
-                _save_checkpoint(path, {
-                    "model": module.state_dict(), "optimiser": optimiser.state_dict(),
-                    "generator": generator.get_state(), "rng_cpu": torch.get_rng_state(),
-                    "rng_cuda": torch.cuda.get_rng_state(device) if cuda else None,
-                    "epoch": result.epochs, "best_epoch": result.best_epoch, "best_loss": result.best_loss,
-                    "best_state": best_state, "bad_epochs": bad_epochs, "stopped_early": result.stopped_early,
-                    "history": result.history, "fingerprint": fingerprint, "signature": _signature(module),
-                })
-            if progress is not None:
-                progress({"epoch": result.epochs, "max_epochs": max_epochs, "train_loss": train_loss,
-                          "valid_loss": valid_loss, "best_loss": result.best_loss})
+                rng_cuda = torch.cuda.get_rng_state(device) if cuda else None
+                rng_ranks = None
+                if dist is not None:
+                    # every rank's global RNG (dropout drew on its own rows): an exact resume on as many ranks
+                    rng_ranks = [None] * world_size
+                    dist.all_gather_object(rng_ranks, (torch.get_rng_state(), rng_cuda))
+                if lead:
+                    _save_checkpoint(path, {
+                        "model": module.state_dict(), "optimiser": optimiser.state_dict(),
+                        "generator": generator.get_state(), "rng_cpu": torch.get_rng_state(), "rng_cuda": rng_cuda,
+                        "rng_ranks": rng_ranks,
+                        "epoch": result.epochs, "best_epoch": result.best_epoch, "best_loss": result.best_loss,
+                        "best_state": best_state, "bad_epochs": bad_epochs, "stopped_early": result.stopped_early,
+                        "history": result.history, "fingerprint": fingerprint, "signature": _signature(module),
+                    })
+            if progress is not None and lead:
+                event = {"epoch": result.epochs, "max_epochs": max_epochs, "train_loss": train_loss,
+                         "valid_loss": valid_loss, "best_loss": result.best_loss}
+                if "valid_score" in entry:
+                    event.update(valid_score=entry["valid_score"], score_name=score.name)
+                progress(event)
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
     return result
-

@@ -15,9 +15,15 @@ LAI
     every coarse cell's area-weighted mean equal its coarse LAI, in training and prediction.
 
 The constraints hold over the rows of one ``predict`` call: give it whole coarse cells.
+
+Every epoch reports a validation score besides the loss: the accuracy (LULC) or the RMSE in LAI
+units (LAI). As one rank of a data-parallel group (:attr:`~pipeline.models.deep.DeepModel.data_parallel`,
+set by :func:`pipeline.train.fit_on_cluster`) the model trains on its share of every batch.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -26,8 +32,9 @@ from torch import nn
 
 from pipeline.config.models import MLPParams
 from pipeline.errors import ConfigError, InputDataError
-from pipeline.models.deep import DeepModel, TableEncoder, lai_scale
-from pipeline.models.deep.loop import block_batches, row_batches, train_epochs
+from pipeline.models.constraints import balance_lulc_torch, correct_lai_torch
+from pipeline.models.deep import TRAIN_SINKHORN_ITER, DeepModel, TableEncoder, lai_scale
+from pipeline.models.deep.loop import ValidScore, block_batches, row_batches, train_epochs
 
 __all__ = ["MLPModel"]
 
@@ -109,16 +116,18 @@ class MLPModel(DeepModel):
         num, cat = self._inputs(X)
         yt = self._targets(y)
         batch_size = self.training.batch_size
+        rank, world = self.data_parallel
         cons = self.constraint_inputs(X)
         if cons is None:
-            return row_batches((num, cat, yt), batch_size, shuffle=shuffle)
+            return row_batches((num, cat, yt), batch_size, shuffle=shuffle, rank=rank, world_size=world)
         dev = self.torch_device()
         # only area ratios within a coarse cell matter; scaling to ~1 keeps float32 sums accurate
         area = cons["area"] / max(float(np.mean(cons["area"])), 1e-300)
         area_t = torch.from_numpy(area.astype(np.float32)).to(dev)
         key = "fractions" if self.spec.task == "lulc" else "coarse"
         targets = torch.from_numpy(np.asarray(cons[key], dtype=np.float32)).to(dev)
-        factory = block_batches((num, cat, yt, area_t), cons["block"], batch_size, shuffle=shuffle)
+        factory = block_batches((num, cat, yt, area_t), cons["block"], batch_size, shuffle=shuffle, rank=rank,
+                                world_size=world)
         return _with_block_targets(factory, targets)
 
     def _loss(self, net: nn.Module, batch) -> torch.Tensor:
@@ -127,6 +136,30 @@ class MLPModel(DeepModel):
             area, local, targets = batch[3], batch[4], batch[5]
             return self.row_loss(out, batch[2], (None, local, area, targets))
         return self.row_loss(out, batch[2])
+
+    def _score_batch(self, net: nn.Module, batch) -> tuple:
+        """(correct rows, rows) for LULC, (squared error in LAI units, rows with a target) for LAI."""
+        y = batch[2]
+        if y.shape[0] == 0:
+            return 0.0, 0
+        out = net(batch[0], batch[1]).float()
+        blocks = len(batch) == 6  # whole blocks with their coarse targets: the training constraint applies
+        if self.spec.task == "lulc":
+            probs = torch.softmax(out, dim=1)
+            if blocks:
+                probs = balance_lulc_torch(probs, batch[4], batch[3], self._cg_t, batch[5], n_iter=TRAIN_SINKHORN_ITER)
+            return float((probs.argmax(dim=1) == y).sum()), int(y.shape[0])
+        pred = self.activate(out)
+        if blocks:
+            pred = correct_lai_torch(pred, batch[4], batch[3], batch[5])
+        ok = torch.isfinite(y)
+        return float(((pred[ok] - y[ok]) ** 2).sum()), int(ok.sum())
+
+    def validation_score(self) -> ValidScore:
+        """Accuracy (LULC) or RMSE in LAI units (LAI) of the validation rows, every epoch."""
+        if self.spec.task == "lulc":
+            return ValidScore("accuracy", self._score_batch)
+        return ValidScore("rmse", self._score_batch, math.sqrt)
 
     # ------------------------------------------------------------------ Model interface
     def _fit(self, X: pd.DataFrame, y: np.ndarray, X_valid, y_valid) -> None:
