@@ -8,7 +8,8 @@ the process within a moment with status 130 or 143 and one line, the outputs lef
 Modules: ``root`` (the command group, its :func:`~pipeline.cli.root.main`), ``common`` (consoles,
 ``history()``, the ``-o`` check), ``interrupts`` (signal handling of the process), and one module
 per command group, each with a ``register(app)`` function: ``inspect`` (info, validate, config),
-``data``, ``features``, ``aggregate`` (aggregate, weights, grids), ``models``, ``train``.
+``data``, ``features``, ``aggregate`` (aggregate, weights, grids), ``models``, ``train``,
+``run`` (run, predict, evaluate, report), ``catalog``.
 
 Importing this package is light (``app`` is loaded on first use): the console script imports it
 before :func:`main` runs, and an interrupt during the heavy imports must already be handled.

@@ -11,7 +11,7 @@ from rich.markup import escape
 from typer.core import TyperGroup
 
 from pipeline import __version__
-from pipeline.cli import aggregate, data, features, inspect, models, run, train
+from pipeline.cli import aggregate, catalog, data, features, inspect, models, run, train
 from pipeline.cli.common import console, err_console
 from pipeline.errors import TerrascaleError
 
@@ -51,7 +51,7 @@ def _root(
 
 
 # Every command module registers its commands the same way: a ``register(app)`` function.
-for _module in (inspect, data, features, aggregate, models, train, run):
+for _module in (inspect, data, features, aggregate, models, train, run, catalog):
     _module.register(app)
 
 
