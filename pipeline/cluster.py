@@ -90,7 +90,8 @@ def start_cluster(cfg: ClusterConfig, backend: Backend | None = None) -> Iterato
     from distributed import Client, LocalCluster
 
     plan = plan_cluster(cfg, backend)
-    dashboard = ":0" if cfg.dashboard else None
+    # without the dashboard asked for, a free port: a second run on the machine must not clash on 8787
+    dashboard = ":8787" if cfg.dashboard else ":0"
     cluster = client = None
     try:
         if plan.kind == "address":

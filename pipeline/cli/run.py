@@ -10,25 +10,50 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from pipeline.errors import ConfigError
+
 _SET = typer.Option(None, "--set", help="override, e.g. --set training.max_epochs=3")
 _OUT = typer.Option(None, "-o", "--run-dir", help="run directory (default: output.root/run_name)")
 
 
-def _config(config: Path, set_: Optional[list[str]], run_dir: Optional[Path]):
-    from pipeline.config import load_config
+def _config(config: Optional[Path], set_: Optional[list[str]], run_dir: Optional[Path],
+            from_manifest: Optional[Path] = None):
+    from pipeline.config import load_config, resolve_config
+    from pipeline.config.load import apply_overrides
 
     overrides = list(set_ or [])
     if run_dir is not None:
         run_dir = Path(run_dir)
         overrides += [f"output.root={run_dir.parent}", f"run_name={run_dir.name}"]
-    return load_config(config, overrides)
+    if from_manifest is None:
+        if config is None:
+            raise ConfigError("give a CONFIG file (or --from-manifest MANIFEST to re-run a recorded run)")
+        return load_config(config, overrides)
+    if config is not None:
+        raise ConfigError("give either a CONFIG file or --from-manifest, not both")
+    return resolve_config(apply_overrides(_manifest_config(from_manifest), overrides), str(from_manifest))
 
 
-def _execute(config: Path, set_, run_dir, *, stages, force: bool, resume: bool) -> None:
+def _manifest_config(path: Path) -> dict:
+    import json
+
+    try:
+        manifest = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise ConfigError(f"--from-manifest {path} cannot be read as JSON ({err}); pass a run's manifest.json") from None
+    raw = manifest.get("config") if isinstance(manifest, dict) else None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} records no resolved config (key 'config'); pass the manifest.json of a "
+                          "`terrascale run` run directory")
+    return raw
+
+
+def _execute(config: Optional[Path], set_, run_dir, *, stages, force: bool, resume: bool,
+             from_manifest: Optional[Path] = None) -> None:
     from pipeline.run import parse_stages, run_pipeline
 
     console = Console()
-    cfg = _config(config, set_, run_dir)
+    cfg = _config(config, set_, run_dir, from_manifest)
     chosen = parse_stages(stages)
 
     def say(msg: str) -> None:
@@ -52,7 +77,8 @@ def _execute(config: Path, set_, run_dir, *, stages, force: bool, resume: bool) 
                 f", validation loss {score:.4g}" if isinstance(score, (int, float)) else "")
             bars.update(tasks[label], completed=event.get("epoch", 0), description=escape(desc))
 
-        summary = run_pipeline(cfg, stages=chosen, force=force, resume=resume, config_path=str(config), notify=say,
+        summary = run_pipeline(cfg, stages=chosen, force=force, resume=resume, config_path=str(config or from_manifest),
+                               notify=say,
                                progress=progress, epoch=epoch)
     ran = ", ".join(summary.ran) or "none"
     reused = ", ".join(summary.reused) or "none"
@@ -63,7 +89,7 @@ def _execute(config: Path, set_, run_dir, *, stages, force: bool, resume: bool) 
 
 
 def run_command(
-    config: Path = typer.Argument(..., help="YAML run config"),
+    config: Optional[Path] = typer.Argument(None, help="YAML run config"),
     set_: Optional[list[str]] = _SET,
     stages: Optional[str] = typer.Option(None, "--stages", help="comma-separated subset: prepare,features,train,"
                                          "predict,aggregate,evaluate,report"),
@@ -71,9 +97,11 @@ def run_command(
     force: bool = typer.Option(False, "--force", help="recompute even unchanged stages; take over a run directory "
                                "of another config"),
     run_dir: Optional[Path] = _OUT,
+    from_manifest: Optional[Path] = typer.Option(None, "--from-manifest", help="re-run the config recorded in a "
+                                                 "run's manifest.json"),
 ) -> None:
     """Run the whole job: prepare, features, train, predict, aggregate, evaluate, report (cached per stage)."""
-    _execute(config, set_, run_dir, stages=stages, force=force, resume=resume)
+    _execute(config, set_, run_dir, stages=stages, force=force, resume=resume, from_manifest=from_manifest)
 
 
 def _stage_command(stage: str, doc: str):

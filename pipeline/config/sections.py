@@ -206,10 +206,7 @@ class AggregationConfig(Section):
     """How fine predictions are aggregated onto the ESM grids."""
 
     engine: Literal["auto", "numpy", "numba", "cupy"] = "auto"
-    continuous: list[str] = Field(default_factory=lambda: ["lai"], description="fields aggregated by conservative mean")
-    categorical: list[str] = Field(default_factory=lambda: ["igbp"], description="fields aggregated to class fractions")
     pft_crosswalk: Path | None = Field(None, description="CSV class→PFT table; default: the shipped IGBP table")
-    min_valid_fraction: float = Field(0.0, ge=0, le=1)
     chunk_rows: int = Field(240, ge=1, description="source rows per streamed chunk")
     global_output: bool = Field(
         False, description="write every target grid whole; default: only the target cells that overlap the input"
@@ -235,15 +232,13 @@ class ReportConfig(Section):
     """The HTML report."""
 
     title: str = "terrascale run report"
-    bootstrap_samples: int = Field(200, ge=0)
-    regions: list[str] = Field(default_factory=list)
+    bootstrap_samples: int = Field(200, ge=0, description="block-bootstrap resamples of every interval and test")
 
 
 class OutputConfig(Section):
     """Where a run writes and in which format."""
 
     root: Path = Path("runs")
-    format: Literal["zarr", "netcdf"] = "zarr"
 
 
 class RunConfig(Section):

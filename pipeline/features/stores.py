@@ -102,7 +102,11 @@ def input_stores(cfg, *, notify=None) -> dict[str, Path]:
         import logging
 
         notify = logging.getLogger("pipeline.features").warning
-    kwargs = dict(region=cfg.data.region, years=tuple(cfg.data.years), scenarios=list(cfg.data.scenarios), seed=cfg.seed)
+    kwargs = dict(region=cfg.data.region, years=tuple(cfg.data.years), scenarios=list(cfg.data.scenarios), seed=cfg.seed,
+                  climate_res=demo_resolution(cfg.grids.coarse, "grids.coarse"))
+    if demo_resolution(cfg.grids.fine, "grids.fine") != DEMO_FINE_RES:
+        raise InputDataError(f"grids.fine is {cfg.grids.fine}, but the embedded sample data is on a {DEMO_FINE_RES:g}° grid; "
+                             f"set grids.fine: {DEMO_FINE_RES:g}deg (or data.source: stores with your own fine stores)")
     wanted = demo_parameters(**kwargs)  # validates region, years and scenarios first
     inputs = Path(cfg.run_dir) / "inputs"
     if inputs.exists():
@@ -116,6 +120,20 @@ def input_stores(cfg, *, notify=None) -> dict[str, Path]:
         notify(f"writing the demo inputs to {inputs}")
     write_demo_atomically(inputs, write_demo_stores, kwargs)
     return find_stores(inputs)
+
+
+#: resolution (degrees) of the embedded rasters, the demo's fine grid
+DEMO_FINE_RES = 0.05
+
+
+def demo_resolution(spec: str, key: str) -> float:
+    """The resolution of a regular ``<degrees>deg`` grid spec (the demo's fine and climate grids)."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*deg\s*", str(spec))
+    if not m:
+        raise InputDataError(f"{key} is {spec!r}; the demo data needs a regular grid written '<degrees>deg', e.g. 1deg")
+    return float(m.group(1))
 
 
 DEMO_INPUTS_KIND = f"a directory of demo input stores ({', '.join(STORE_FILES.values())})"

@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from pipeline.errors import InputDataError
+from pipeline.io import open_dataset
 
 __all__ = ["N_IGBP_CLASSES", "hard_classes", "predict_lai_fields", "predict_lulc_fields"]
 
@@ -137,6 +138,7 @@ def predict_lulc_fields(model, spec, static: xr.Dataset, coarse: xr.Dataset, out
     """
     from pipeline.features import lulc_table
     from pipeline.io import atomic_output, is_zarr_store
+    from pipeline.io.integrity import mark_complete
 
     if variable not in coarse:
         raise InputDataError(f"lulc_coarse.zarr has no {variable!r}; it holds {', '.join(map(str, coarse.data_vars))}")
@@ -174,10 +176,11 @@ def predict_lulc_fields(model, spec, static: xr.Dataset, coarse: xr.Dataset, out
                     "probability": (("scenario", "time", "igbp_class", "lat", "lon"),
                                     full.reshape(1, 1, N_IGBP_CLASSES, lat.size, lon.size)),
                     "igbp": (("scenario", "time", "lat", "lon"), hard.reshape(1, 1, lat.size, lon.size))})
-                piece.to_zarr(tmp, region={**region, "igbp_class": slice(None), "lat": slice(None), "lon": slice(None)})
+                piece.to_zarr(tmp, consolidated=False, write_empty_chunks=True, region={**region, "igbp_class": slice(None), "lat": slice(None), "lon": slice(None)})
                 done += 1
                 if progress is not None:
                     progress(done, total)
+        mark_complete(tmp)  # every chunk written: a later read may trust a missing one is an error
     return Path(out)
 
 
@@ -198,7 +201,7 @@ def _land_cover_lookup(lulc_store: Path | None, column: str):
     """A function replacing ``column`` of a partition by the downscaled map of each row's year and scenario."""
     if lulc_store is None:
         return None
-    ds = xr.open_zarr(lulc_store, consolidated=False)
+    ds = open_dataset(lulc_store, chunks={})
     years = pd.DatetimeIndex(ds["time"].values).year.to_numpy()
     scen = [str(s) for s in ds["scenario"].values]
     cache: dict = {}
@@ -267,6 +270,7 @@ def predict_lai_fields(model, table_path: str | Path, out: str | Path, *, lat: n
     """
     from pipeline.features import read_feature_table
     from pipeline.io import atomic_output, is_zarr_store
+    from pipeline.io.integrity import mark_complete
 
     times = pd.DatetimeIndex(pd.to_datetime(list(times)))
     template = _template_lai(scenarios, times, lat, lon)
@@ -294,8 +298,9 @@ def predict_lai_fields(model, table_path: str | Path, out: str | Path, *, lat: n
                 block[t_idx[rows] - t0, part["cell"].to_numpy()[rows]] = pred[rows]
                 piece = xr.Dataset({"lai": (("scenario", "time", "lat", "lon"),
                                             block.reshape(1, t1 - t0, lat.size, lon.size))})
-                piece.to_zarr(tmp, region={"scenario": slice(int(s), int(s) + 1), "time": slice(t0, t1),
+                piece.to_zarr(tmp, consolidated=False, write_empty_chunks=True, region={"scenario": slice(int(s), int(s) + 1), "time": slice(t0, t1),
                                            "lat": slice(None), "lon": slice(None)})
             if progress is not None:
                 progress(i + 1, n)
+        mark_complete(tmp)
     return Path(out)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.io import open_dataset
 from pipeline.run.state import RunState
 
 __all__ = ["build_context", "stage_report"]
@@ -207,12 +208,11 @@ def _area_weights(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
 
 def _series(state: RunState) -> tuple[pd.DataFrame | None, str | None]:
     """Regional annual means of the products per scenario: LAI and the main group fractions."""
-    import xarray as xr
 
     rows, models = [], []
     lai_path = state.run_dir / "predictions" / "lai" / "lai.zarr"
     if lai_path.exists():
-        lai = xr.open_zarr(lai_path, consolidated=False)["lai"]
+        lai = open_dataset(lai_path, chunks={})["lai"]
         w = _area_weights(lai["lat"].values, lai["lon"].values)
         models.append(f"LAI: {lai.attrs.get('model') or _json(lai_path.parent / 'predict.json', {}).get('product_model')}")
         for s in lai["scenario"].values:
@@ -228,7 +228,7 @@ def _series(state: RunState) -> tuple[pd.DataFrame | None, str | None]:
         from pipeline.datasets import load_class_table
 
         table = load_class_table().frame
-        prob = xr.open_zarr(lulc_path, consolidated=False)["probability"]
+        prob = open_dataset(lulc_path, chunks={})["probability"]
         w = _area_weights(prob["lat"].values, prob["lon"].values)
         models.append(f"LULC: {_json(lulc_path.parent / 'predict.json', {}).get('product_model')}")
         codes = np.asarray(prob["igbp_class"].values)

@@ -94,8 +94,10 @@ def run_pipeline(cfg, *, stages: Sequence[str] | None = None, force: bool = Fals
     RunSummary
     """
     from pipeline.config import config_dict, write_resolved_config
+    from pipeline.datasets.checks import check_config
     from pipeline.features import make_run_dir
 
+    check_config(cfg, source=config_path)  # every problem of the config at once, before any work
     wanted = list(stages) if stages else list(STAGES)
     cfg_dict = config_dict(cfg)
     run_dir = cfg.run_dir
@@ -121,10 +123,10 @@ def run_pipeline(cfg, *, stages: Sequence[str] | None = None, force: bool = Fals
 def _record_run(rd: RunDirectory, cfg) -> None:
     import pipeline
     from pipeline.backend import resolve_backend
-    from pipeline.config import config_sha256
+    from pipeline.config import config_dict, config_sha256
     from pipeline.info import package_versions
 
-    rd.manifest.update({"run_name": cfg.run_name, "config_sha256": config_sha256(cfg),
+    rd.manifest.update({"run_name": cfg.run_name, "config_sha256": config_sha256(cfg), "config": config_dict(cfg),
                         "terrascale_version": pipeline.__version__, "git_commit": _git_commit(),
                         "backend": resolve_backend(cfg.backend).name, "packages": package_versions()})
     rd.save()

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from pipeline.errors import ConfigError, InputDataError
+from pipeline.io import open_dataset
 from pipeline.run.state import RunState
 
 __all__ = [
@@ -57,8 +58,6 @@ def input_paths(state: RunState) -> dict[str, Path]:
 
 
 def _open(state: RunState, kind: str, *, load: bool = False):
-    from pipeline.io import open_dataset
-
     def make():
         ds = open_dataset(input_paths(state)[kind], chunks={})
         return ds.load() if load else ds
@@ -87,6 +86,11 @@ def stage_prepare(state: RunState) -> list[str]:
             raise InputDataError(f"data.years {lo}:{hi} lie outside the years of {paths['lulc']} "
                                  f"({years.min()}-{years.max()}); set data.years within them")
     _check_targets_overlap(state, _open(state, "static"), paths["static"])
+    from pipeline.catalog import input_checksums
+
+    # what the run was made from, for the catalogue and for a re-run from the manifest to compare against
+    state.rd.manifest["input_checksums"] = input_checksums(paths)
+    state.rd.save()
     return [str(p.relative_to(state.run_dir)) for p in paths.values() if _inside(p, state.run_dir)]
 
 
@@ -199,6 +203,7 @@ def stage_train(state: RunState, task: str, todo: list, keys: dict[str, str]) ->
         if train_df.empty:
             raise InputDataError(f"the {task} table has no training rows with an observed target")
         rows = sample_training_rows(train_df, cfg.training.sample_rows, cfg.seed, state.say)
+        images = None
         device = "cuda" if resolve_backend(cfg.backend).name == "gpu" else "cpu"
         use_cluster = _cluster_fit_available()
         for entry in todo:
@@ -208,9 +213,15 @@ def stage_train(state: RunState, task: str, todo: list, keys: dict[str, str]) ->
                 import shutil
 
                 shutil.rmtree(ckpt)  # only our own checkpoint directory: a fresh fit was asked for
-            state.say(f"train/{task}: fitting {name} ({entry.kind}) on {len(rows):,} rows"
+            state.say(f"train/{task}: fitting {name} ({entry.kind})"
                       f"{f', validated on {len(valid_df):,}' if len(valid_df) else ''}")
-            rec = fit_model(entry, spec, rows, valid_df, cfg, out_dir=out_dir, checkpoint_dir=ckpt,
+            fit_rows = rows
+            if entry.kind == "unet":
+                # a U-Net learns from images: whole time steps, not rows scattered over the grid
+                if images is None:
+                    images = sample_time_steps(train_df, cfg.training.sample_rows, cfg.seed)
+                fit_rows = images
+            rec = fit_model(entry, spec, fit_rows, valid_df, cfg, out_dir=out_dir, checkpoint_dir=ckpt,
                             client=state.client() if use_cluster and _wants_cluster(entry) else None,
                             progress=state.epoch, device=device)
             rec["key"] = keys[name]
@@ -222,12 +233,30 @@ def stage_train(state: RunState, task: str, todo: list, keys: dict[str, str]) ->
                 "files": _checksums(state.run_dir / rec["path"])}
             state.rd.save()  # a model finished survives an interrupt of the next one
             score = "" if rec["valid_score"] is None else f", validation {_score_name(task)} {rec['valid_score']:.4g}"
-            state.say(f"train/{task}: {name} fitted in {rec['fit_seconds']:.1f} s ({rec.get('how', 'in-process')}"
+            state.say(f"train/{task}: {name} fitted on {rec['rows']:,} rows in {rec['fit_seconds']:.1f} s "
+                      f"({rec.get('how', 'in-process')}"
                       f"){score}")
     names = [e.name or e.kind for e in _entries(state, task)]
     kept = [records[n] for n in names if n in records]
     write_text_atomically(out_dir / "training.json", json.dumps(kept, indent=1, default=str))
     return [f"models/{task}/training.json"] + [f"models/{task}/{n}" for n in names]
+
+
+def sample_time_steps(frame: pd.DataFrame, n_rows: int | None, seed: int) -> pd.DataFrame:
+    """Whole (scenario, time) steps of ``frame`` drawn with ``seed`` until about ``n_rows`` rows (all without a limit)."""
+    if n_rows is None or len(frame) <= n_rows or "time" not in frame:
+        return frame
+    keys = ["scenario", "time"] if "scenario" in frame else ["time"]
+    groups = frame.groupby(keys, observed=True, sort=True).indices
+    order = np.random.default_rng(seed).permutation(len(groups))
+    items = list(groups.values())
+    chosen, total = [], 0
+    for i in order:
+        chosen.append(items[i])
+        total += len(items[i])
+        if total >= n_rows:
+            break
+    return frame.iloc[np.sort(np.concatenate(chosen))]
 
 
 def _score_name(task: str) -> str:
@@ -428,7 +457,6 @@ def _predict_lai(state: RunState) -> list[str]:
 
 def stage_aggregate(state: RunState, task: str) -> list[str]:
     """The task's fine products on every ESM grid of ``grids.targets`` (``esm/``)."""
-    import xarray as xr
 
     from pipeline.predict import esm
 
@@ -439,15 +467,17 @@ def stage_aggregate(state: RunState, task: str) -> list[str]:
     for grid in cfg.grids.targets:
         safe = grid.replace(":", "_").replace("/", "_")
         if task == "lulc":
-            prob = xr.open_zarr(lulc_path, consolidated=False)["probability"]
-            ds = esm.lulc_esm(prob, grid, global_output=agg.global_output, engine=agg.engine)
+            prob = open_dataset(lulc_path, chunks={})["probability"]
+            ds = esm.lulc_esm(prob, grid, crosswalk=agg.pft_crosswalk, global_output=agg.global_output,
+                              engine=agg.engine, chunk_rows=agg.chunk_rows)
             path = state.run_dir / "esm" / f"lulc_fractions_{safe}.nc"
         else:
-            lai = xr.open_zarr(state.run_dir / "predictions" / "lai" / "lai.zarr", consolidated=False)["lai"]
+            lai = open_dataset(state.run_dir / "predictions" / "lai" / "lai.zarr", chunks={})["lai"]
             land = None
             if "lulc" in cfg.tasks and lulc_path.exists():
-                land = xr.open_zarr(lulc_path, consolidated=False)["probability"]
-            ds = esm.lai_esm(lai, grid, land_cover=land, global_output=agg.global_output, engine=agg.engine)
+                land = open_dataset(lulc_path, chunks={})["probability"]
+            ds = esm.lai_esm(lai, grid, land_cover=land, crosswalk=agg.pft_crosswalk,
+                             global_output=agg.global_output, engine=agg.engine, chunk_rows=agg.chunk_rows)
             path = state.run_dir / "esm" / f"lai_{safe}.nc"
         path.parent.mkdir(parents=True, exist_ok=True)
         ds.attrs.update({k: v for k, v in _attrs(state, "aggregate").items() if k not in ds.attrs or k == "history"})

@@ -143,7 +143,24 @@ def _scattered_frame(client, frame, label, n_parts: int):
     bounds = np.linspace(0, len(table), max(1, min(n_parts, len(table))) + 1).astype(np.int64)
     chunks = [table.iloc[a:b] for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     futures = client.scatter(chunks, hash=False)  # one chunk per worker in turn
-    return dd.from_delayed(futures, meta=table.iloc[:0], verify_meta=False), futures
+    ddf = dd.from_delayed(futures, meta=table.iloc[:0], verify_meta=False)
+    return ddf.map_partitions(_own_buffers, meta=table.iloc[:0]), futures
+
+
+def _own_buffers(part):
+    # a frame unpickled on a worker may view the message buffer at any byte offset; XGBoost's
+    # array interface refuses a misaligned pointer, so each column gets a freshly allocated copy
+    # (a deep copy shares a categorical's categories, which are rebuilt explicitly)
+    import pandas as pd
+
+    out = part.copy(deep=True)
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype):
+            cat = out[col].cat
+            categories = pd.Index(np.array(cat.categories.to_numpy(), copy=True))
+            out[col] = pd.Categorical.from_codes(np.array(cat.codes.to_numpy(), copy=True), categories=categories,
+                                                 ordered=cat.ordered)
+    return out
 
 
 def _fit_xgboost_model(client, model, X, y, *, X_valid=None, y_valid=None, partitions: int | None = None) -> dict:

@@ -12,7 +12,7 @@ TINY_RUN = {
     "backend": "cpu",
     "tasks": ["lulc", "lai"],
     "data": {"source": "demo", "region": "40,41.5,-5,-3", "years": "2018:2021", "scenarios": ["ssp126", "ssp585"]},
-    "grids": {"fine": "0.05deg", "coarse": "0.25deg", "targets": ["1deg", "N32"]},
+    "grids": {"fine": "0.05deg", "coarse": "1deg", "targets": ["1deg", "N32"]},
     "features": {"static": ["land_fraction", "koppen", "lat", "lon", "distance_to_coast", "igbp"],
                  "lulc_neighbourhood": False, "lags": [], "categorical": ["koppen", "igbp"]},
     "splits": {"kind": "both", "block_size_deg": 0.5, "n_folds": 3, "test_fold": 0, "test_years": [2019, 2020]},
