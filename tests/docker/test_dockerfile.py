@@ -1,6 +1,6 @@
 """docker/Dockerfile and .dockerignore: hadolint, the stages, the user, the smoke test, no secrets.
 
-Static checks only: building the images needs Docker and the network (docker/USAGE.md).
+Static checks only: building the images needs Docker and the network (README.md, "Containers and HPC clusters").
 """
 
 from __future__ import annotations
