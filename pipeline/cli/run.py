@@ -49,7 +49,7 @@ def _manifest_config(path: Path) -> dict:
 
 
 def _execute(config: Optional[Path], set_, run_dir, *, stages, force: bool, resume: bool,
-             from_manifest: Optional[Path] = None) -> None:
+             from_manifest: Optional[Path] = None, models: Optional[list[Path]] = None) -> None:
     from pipeline.run import parse_stages, run_pipeline
 
     console = Console()
@@ -78,7 +78,7 @@ def _execute(config: Optional[Path], set_, run_dir, *, stages, force: bool, resu
             bars.update(tasks[label], completed=event.get("epoch", 0), description=escape(desc))
 
         summary = run_pipeline(cfg, stages=chosen, force=force, resume=resume, config_path=str(config or from_manifest),
-                               notify=say,
+                               models=[str(m) for m in models or []], notify=say,
                                progress=progress, epoch=epoch)
     ran = ", ".join(summary.ran) or "none"
     reused = ", ".join(summary.reused) or "none"
@@ -117,11 +117,24 @@ def _stage_command(stage: str, doc: str):
     return command
 
 
+def predict_command(
+    config: Path = typer.Argument(..., help="YAML run config"),
+    set_: Optional[list[str]] = _SET,
+    model: Optional[list[Path]] = typer.Option(None, "--model", help="a model archive (`terrascale catalog export`) "
+                                               "to predict with instead of the run's trained models; repeatable"),
+    force: bool = typer.Option(False, "--force", help="recompute even when unchanged"),
+    run_dir: Optional[Path] = _OUT,
+) -> None:
+    """Predict with the trained models (or --model archives): evaluation rows, every year and scenario."""
+    # an archive is installed by the train stage (no fitting), then predicts like a trained model
+    _execute(config, set_, run_dir, stages="train,predict" if model else "predict", force=force, resume=False,
+             models=model)
+
+
 def register(app: typer.Typer) -> None:
     """Add ``run``, ``predict``, ``evaluate`` and ``report`` to the terrascale app."""
     app.command("run")(run_command)
-    app.command("predict")(_stage_command("predict", "Predict with the trained models: evaluation rows, every year "
-                                                     "and scenario (the predict stage of `terrascale run`)."))
+    app.command("predict")(predict_command)
     app.command("evaluate")(_stage_command("evaluate", "Score the predictions with block-bootstrap intervals (the "
                                                        "evaluate stage of `terrascale run`)."))
     app.command("report")(_stage_command("report", "Write report.html from the run directory (the report stage of "

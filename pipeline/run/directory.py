@@ -25,7 +25,7 @@ __all__ = ["IDENTITY_SECTIONS", "MANIFEST", "RunDirectory"]
 #: the manifest's file name
 MANIFEST = "manifest.json"
 #: config sections that make a run directory another experiment's: its inputs, region and grids
-IDENTITY_SECTIONS = ("data", "grids", "tasks")
+IDENTITY_SECTIONS = ("data", "grids")
 _LOG = "logs/run.log"
 
 

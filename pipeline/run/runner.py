@@ -64,7 +64,8 @@ def _task_stage(stage: str, task: str | None) -> str:
 
 
 def run_pipeline(cfg, *, stages: Sequence[str] | None = None, force: bool = False, resume: bool = False,
-                 config_path: str | None = None, notify: Callable[[str], None] | None = None,
+                 config_path: str | None = None, models: Sequence[str] | None = None,
+                 notify: Callable[[str], None] | None = None,
                  progress: Callable[[str, int, int], None] | None = None,
                  epoch: Callable[[dict], None] | None = None) -> RunSummary:
     """Run (or re-run) the stages of a config in its run directory.
@@ -82,6 +83,9 @@ def run_pipeline(cfg, *, stages: Sequence[str] | None = None, force: bool = Fals
         Continue an interrupted deep-model training from its last checkpoint.
     config_path : str, optional
         The config file (manifest, report).
+    models : sequence of path, optional
+        Model archives (``terrascale catalog export``) to use instead of training: each replaces
+        the config's models of its task, and the run's tasks become the archives' tasks.
     notify : callable, optional
         One line per event (default: the log only).
     progress : callable, optional
@@ -108,6 +112,8 @@ def run_pipeline(cfg, *, stages: Sequence[str] | None = None, force: bool = Fals
     write_resolved_config(cfg, run_dir)
     handler = rd.open_log()
     state = RunState(cfg, cfg_dict, rd, notify or (lambda _m: None), progress, epoch, resume)
+    if models:
+        _open_archives(state, models)
     summary = RunSummary(run_dir)
     try:
         _run(state, wanted, force, summary)
@@ -147,6 +153,28 @@ def _git_commit() -> str | None:
     return sha + ("-dirty" if dirty else "")
 
 
+def _open_archives(state: RunState, archives: Sequence[str]) -> None:
+    """Extract and verify model archives into ``<run_dir>/imported`` and put them in place of the config's models."""
+    from pathlib import Path
+
+    from pipeline.catalog import file_sha256, open_archive
+
+    for archive in archives:
+        model_dir, manifest = open_archive(archive, state.run_dir / "imported")
+        info = manifest["export"]
+        task = info["task"]
+        record = (manifest.get("models") or {}).get(task, {}).get(info["model"], {})
+        state.imported.setdefault(task, []).append({
+            "name": info["model"], "kind": info.get("kind") or record.get("kind"), "dir": model_dir,
+            "archive": str(Path(archive).resolve()), "sha256": file_sha256(archive), "record": record,
+            "entry": info.get("entry")})
+        state.say(f"model archive {archive}: {info.get('entry')} ({task}), checksums verified")
+    # the run's tasks become the archives' (in the config's order when both)
+    tasks = [t for t in ("lulc", "lai") if t in state.imported]
+    # (the keys still hash the config's own tasks: the features built for them serve the archives)
+    state.cfg = state.cfg.model_copy(update={"tasks": tasks})
+
+
 def _keys(state: RunState) -> dict[str, StageKey]:
     """Every stage's key (and each model's), computed from the config alone."""
     from pipeline.train.stage import task_entries
@@ -157,22 +185,33 @@ def _keys(state: RunState) -> dict[str, StageKey]:
     keys["features"] = stage_parts(c, "features", {"prepare": keys["prepare"].key, "tasks": c["tasks"]})
     state.model_keys = {}
     for task in state.cfg.tasks:
+        if task in state.imported:
+            # an imported model's key is its archive's checksum: the same archive is installed once
+            mk = {m["name"]: StageKey({"archive": m["sha256"]}) for m in state.imported[task]}
+            state.model_keys[task] = mk
+            _task_keys(state, keys, task, mk, c)
+            continue
         entries = task_entries(state.cfg, task, notify=state.say)
         if not entries:
             raise ConfigError(f"no model of the config is trained for the {task} task; add one to models: or remove "
                               f"{task} from tasks:")
         mk = {(e.name or e.kind): model_key(c, task, e.model_dump(mode="json"), keys["features"].key) for e in entries}
         state.model_keys[task] = mk
-        keys[f"train/{task}"] = StageKey({f"models.{n}": k.key for n, k in mk.items()})
-        up = {"train": keys[f"train/{task}"].key, "data": c["data"]}
-        if task == "lai" and "lulc" in state.cfg.tasks:
-            up["predict/lulc"] = keys["predict/lulc"].key  # phase 2 follows phase 1: its land cover
-        keys[f"predict/{task}"] = stage_parts(c, "predict", up)
-        keys[f"aggregate/{task}"] = stage_parts(c, "aggregate", {"predict": keys[f"predict/{task}"].key})
-        keys[f"evaluate/{task}"] = stage_parts(c, "evaluate", {"predict": keys[f"predict/{task}"].key})
+        _task_keys(state, keys, task, mk, c)
     up = {n: k.key for n, k in keys.items() if n.startswith(("aggregate/", "evaluate/"))}
     keys["report"] = stage_parts(c, "report", up)
     return keys
+
+
+def _task_keys(state: RunState, keys: dict, task: str, mk: dict, c: dict) -> None:
+    """The keys of a task's train, predict, aggregate and evaluate stages from its models' keys."""
+    keys[f"train/{task}"] = StageKey({f"models.{n}": k.key for n, k in mk.items()})
+    up = {"train": keys[f"train/{task}"].key, "data": c["data"]}
+    if task == "lai" and "lulc" in state.cfg.tasks:
+        up["predict/lulc"] = keys["predict/lulc"].key  # phase 2 follows phase 1: its land cover
+    keys[f"predict/{task}"] = stage_parts(c, "predict", up)
+    keys[f"aggregate/{task}"] = stage_parts(c, "aggregate", {"predict": keys[f"predict/{task}"].key})
+    keys[f"evaluate/{task}"] = stage_parts(c, "evaluate", {"predict": keys[f"predict/{task}"].key})
 
 
 def _units(state: RunState) -> list[tuple[str, str | None]]:
@@ -276,6 +315,9 @@ def _models_to_fit(state: RunState, task: str, force: bool) -> list:
 
     recorded = state.rd.manifest.get("models", {}).get(task, {})
     todo = []
+    if task in state.imported:
+        return [m for m in state.imported[task] if force or (recorded.get(m["name"]) or {}).get("key")
+                != state.model_keys[task][m["name"]].key]
     for entry in task_entries(state.cfg, task):
         name = entry.name or entry.kind
         rec = recorded.get(name)

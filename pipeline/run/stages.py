@@ -191,10 +191,12 @@ def stage_train(state: RunState, task: str, todo: list, keys: dict[str, str]) ->
     from pipeline.train.stage import fit_model, sample_training_rows, split_rows
 
     cfg = state.cfg
-    data = task_data(state, task)
-    spec, frame = data.spec, data.frame
     out_dir = state.run_dir / "models" / task
     records = {r["name"]: r for r in _read_json(out_dir / "training.json", [])}
+    if task in state.imported:
+        return _install_imported(state, task, todo, keys, records)
+    data = task_data(state, task)
+    spec, frame = data.spec, data.frame
     if todo:
         train_df, valid_df = split_rows(frame, spec, cfg.training, seed=cfg.seed)
         if task == "lai":
@@ -242,6 +244,39 @@ def stage_train(state: RunState, task: str, todo: list, keys: dict[str, str]) ->
     return [f"models/{task}/training.json"] + [f"models/{task}/{n}" for n in names]
 
 
+def _install_imported(state: RunState, task: str, todo: list, keys: dict, records: dict) -> list[str]:
+    """Put verified model archives in place of trained models (``terrascale predict --model ARCHIVE``)."""
+    import shutil
+
+    from pipeline.io import atomic_output, write_text_atomically
+    from pipeline.models.persist import load_model
+
+    out_dir = state.run_dir / "models" / task
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for m in todo:
+        name = m["name"]
+        with atomic_output(out_dir / name, directory=True, kind="a saved model",
+                           replaces=lambda p: (p / "model.json").is_file()) as tmp:
+            shutil.copytree(m["dir"], tmp)
+        model = load_model(out_dir / name)  # its checksums are checked once more where it will be used
+        rec = m["record"]
+        records[name] = {"name": name, "kind": model.kind, "family": model.family, "task": task,
+                         "fit_seconds": rec.get("fit_seconds", float("nan")), "rows": None, "valid_rows": None,
+                         "path": f"models/{task}/{name}", "valid_score": rec.get("valid_score"),
+                         "history": list(getattr(model, "history", None) or []), "device": "cpu",
+                         "how": f"imported from {m['archive']}", "key": keys[name]}
+        state.rd.manifest.setdefault("models", {}).setdefault(task, {})[name] = {
+            "key": keys[name], "path": f"models/{task}/{name}", "kind": model.kind, "family": model.family,
+            "fit_seconds": rec.get("fit_seconds"), "valid_score": rec.get("valid_score"),
+            "files": _checksums(out_dir / name), "imported_from": m["archive"], "entry": m.get("entry")}
+        state.rd.save()
+        state.say(f"train/{task}: {name} imported from {m['archive']}")
+    names = [m["name"] for m in state.imported[task]]
+    write_text_atomically(out_dir / "training.json",
+                          json.dumps([records[n] for n in names if n in records], indent=1, default=str))
+    return [f"models/{task}/training.json"] + [f"models/{task}/{n}" for n in names]
+
+
 def sample_time_steps(frame: pd.DataFrame, n_rows: int | None, seed: int) -> pd.DataFrame:
     """Whole (scenario, time) steps of ``frame`` drawn with ``seed`` until about ``n_rows`` rows (all without a limit)."""
     if n_rows is None or len(frame) <= n_rows or "time" not in frame:
@@ -279,7 +314,7 @@ def _wants_cluster(entry) -> bool:
 def _entries(state: RunState, task: str) -> list:
     from pipeline.train.stage import task_entries
 
-    return task_entries(state.cfg, task)
+    return task_entries(state.cfg, task)  # imported models take the other path (_install_imported)
 
 
 def _checksums(directory: Path) -> dict[str, str]:

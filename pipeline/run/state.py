@@ -49,6 +49,7 @@ class RunState:
     resume: bool = False
     keys: dict[str, str] = field(default_factory=dict)
     model_keys: dict[str, dict] = field(default_factory=dict)
+    imported: dict[str, list[dict]] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 

@@ -171,3 +171,22 @@ def test_same_config_and_seed_give_identical_predictions(tiny_run, tmp_path):
         a = xr.open_zarr(run_dir / store, consolidated=False)[var].values
         b = xr.open_zarr(copy / store, consolidated=False)[var].values
         np.testing.assert_array_equal(a, b)
+
+
+def test_predict_with_an_exported_model_archive(tiny_run, tmp_path):
+    """`terrascale predict --model ARCHIVE`: the archived model predicts exactly as it did in its own run."""
+    import pandas as pd
+
+    from pipeline.catalog import export_model
+
+    config, run_dir, _ = tiny_run
+    archive = export_model(run_dir, "lai", "xgboost", tmp_path / "xgb.tar.gz")
+    other = tmp_path / "elsewhere" / "tiny"
+    shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns("models", "predictions", "checkpoints"))
+    result = runner.invoke(app, ["predict", str(config), "--model", str(archive), "-o", str(other)])
+    assert result.exit_code == 0, result.output
+    assert "checksums verified" in result.output
+    assert json.loads((other / "predictions/lai/predict.json").read_text())["product_model"] == "xgboost"
+    a = pd.read_parquet(run_dir / "predictions/lai/map.parquet")["pred__xgboost"].to_numpy()
+    b = pd.read_parquet(other / "predictions/lai/map.parquet")["pred__xgboost"].to_numpy()
+    np.testing.assert_array_equal(a, b)
