@@ -8,7 +8,10 @@
 * :func:`apply_weights` the same with weights from a SCRIP/ESMF file (e.g. ``cdo gencon``);
 * :func:`crop_to_source` the target cells that overlap a regional input, cut out of a result on
   the whole grid (:func:`source_edges` gives the input's cell edges, :func:`overlap_cells` the
-  kept cells): regional inputs give regional outputs, equal to the same cells of the global one.
+  kept cells): regional inputs give regional outputs, equal to the same cells of the global one;
+* :class:`FieldSums` many fields built in memory (products of several inputs) aggregated as one
+  stack per kernel call onto only the target cells that overlap the input (work O(region), each
+  cell equal bit for bit to the whole grid's), :func:`mean_of` their conservative means.
 
 The source is read in chunks of rows (``chunk_rows``; default: ~32 M values per chunk), so memory
 is one chunk plus the target accumulators, whatever the size of the input. Inputs may have
@@ -21,8 +24,9 @@ numba otherwise.
 Modules: ``continuous`` (mean, sub-grid statistics), ``categorical`` (class and PFT fractions,
 majority), ``crosswalk`` (class → PFT tables), ``methods`` (the method table shared by
 :func:`apply_weights` and the CLI), ``plan`` (weights bound to a source array, one plan class per
-weights type), ``stream`` (the engine, chosen once, and the streamed row chunks), ``cf`` (CF
-output), ``crop`` (regional outputs), ``select`` (one field out of a variable with extra
+weights type; bound to a subset of the target cells if asked), ``stream`` (the engine, chosen
+once, and the streamed row chunks), ``batch`` (stacks of fields onto the overlapping target
+cells), ``cf`` (CF output), ``crop`` (regional outputs), ``select`` (one field out of a variable with extra
 dimensions: ``--select``).
 
 Work that cannot fit in memory (accumulators on a huge target grid, a lookup table for class
@@ -33,6 +37,7 @@ are refused for an input whose cell centres are not the file's source centres.
 
 from __future__ import annotations
 
+from pipeline.aggregate.batch import FieldSums, mean_of
 from pipeline.aggregate.categorical import class_fractions, majority_class
 from pipeline.aggregate.cf import to_dataset
 from pipeline.aggregate.continuous import conservative_mean, refuse_categorical, subgrid_stats
@@ -44,6 +49,7 @@ from pipeline.aggregate.stream import CHUNK_VALUES
 
 __all__ = [
     "CHUNK_VALUES",
+    "FieldSums",
     "METHODS",
     "apply_weights",
     "check_crosswalk",
@@ -52,6 +58,7 @@ __all__ = [
     "crop_to_source",
     "extra_dims",
     "majority_class",
+    "mean_of",
     "method_function",
     "overlap_cells",
     "read_crosswalk",

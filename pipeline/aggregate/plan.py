@@ -5,6 +5,13 @@ accumulators, calls the kernels on a chunk of rows and turns the accumulators in
 arrays. The plan class is chosen once, from the weights' type (:func:`bind_plan`):
 :class:`SeparablePlan` (rectilinear → rectilinear), :class:`RowwisePlan` (rectilinear → reduced)
 and :class:`SparsePlan` (anything else, and weights read from files).
+
+A plan can be bound to a subset of the target cells (``cells=`` of :func:`bind_plan`, e.g. the
+cells that overlap a regional input, :func:`pipeline.aggregate.overlap_cells`): its accumulators
+and finished arrays then hold those cells only (:class:`SubsetWeights`), so the work on the
+target side is proportional to the region, not to the globe. The links into the kept cells are
+those of the whole grid, in the same order, so every kept cell gets exactly (bit for bit) the
+value it gets on the whole grid.
 """
 
 from __future__ import annotations
@@ -33,6 +40,45 @@ TARGET_CELL_BYTES = 80
 def _span(key_sorted, r0, r1) -> slice:
     a, b = np.searchsorted(key_sorted, [r0, r1])
     return slice(int(a), int(b))
+
+
+@dataclass(eq=False)
+class SubsetWeights(Weights):
+    """The weights of a plan bound to a subset of the target cells (see :func:`bind_plan`).
+
+    ``cells`` are the kept cells' flat indices in the parent's target order, in output order;
+    ``shape`` is the output's shape (rows x columns of a lat-lon target, points of a reduced
+    one). Per-cell quantities (covered area, cell area) are the parent's, selected.
+    """
+
+    parent: Weights | None = None
+    cells: np.ndarray | None = None
+    shape: tuple = ()
+
+    @property
+    def src_shape(self):
+        return self.parent.src_shape
+
+    @property
+    def dst_shape(self):
+        return tuple(self.shape)
+
+    @property
+    def n_links(self) -> int:
+        return self.parent.n_links
+
+    def dst_cover(self):
+        return np.asarray(self.parent.dst_cover())[self.cells]
+
+    def src_cover(self):
+        return self.parent.src_cover()
+
+    def dst_area(self):
+        area = self.parent.dst_area()
+        return None if area is None or np.size(area) != self.parent.n_dst else np.asarray(area).ravel()[self.cells]
+
+    def src_area(self):
+        return self.parent.src_area()
 
 
 @dataclass
@@ -105,6 +151,9 @@ class SeparablePlan(Plan):
 
     rows: tuple = ()
     cols_dev: tuple = ()
+    #: subset plans: the accumulators' rows and columns are the kept ones in ascending grid order
+    #: (the links keep their order); output position k is accumulator row/column order[.][k]
+    order: tuple | None = None
 
     def chunk_has_links(self, r0, r1):
         s = _span(self.rows[0], r0, r1)
@@ -116,6 +165,9 @@ class SeparablePlan(Plan):
 
     def finish(self, acc, *, classes=False):
         res = [to_host(a) for a in acc[0]]
+        if self.order is not None:
+            ro, co = self.order
+            res = [r[ro][:, co] if classes else r[:, ro][:, :, co] for r in res]
         return tuple(r.reshape(self.n_dst, r.shape[-1]) if classes else r.reshape(r.shape[0], self.n_dst) for r in res)
 
     def _call(self, K, op, x, r0, r1, acc, *args, **kwargs):
@@ -133,6 +185,8 @@ class RowwisePlan(Plan):
 
     groups: list = None  # (dst_rows, sorted row links, cols, ncols)
     cols_dev: list = None
+    #: per group, the output position of each of its cells, (rows, ncols)
+    dst_index: list = None
 
     def chunk_has_links(self, r0, r1):
         return any(_span(g[1][0], r0, r1).stop > _span(g[1][0], r0, r1).start for g in self.groups)
@@ -141,18 +195,16 @@ class RowwisePlan(Plan):
         return [self._mk((g[0].size, g[3], classes) if classes else (nb, g[0].size, g[3]), n, fill) for g in self.groups]
 
     def finish(self, acc, *, classes=False):
-        offs = self.weights.dst_grid.offsets
         out = []
+        width = acc[0][0].shape[-1] if classes else acc[0][0].shape[0]
         for k in range(len(acc[0])):
-            parts = [to_host(a[k]) for a in acc]
-            o = np.zeros((self.n_dst, parts[0].shape[-1])) if classes else np.zeros((parts[0].shape[0], self.n_dst))
-            for (dst_rows, _, _, ncols), p in zip(self.groups, parts):
-                for g, r in enumerate(dst_rows):
-                    sl = slice(int(offs[r]), int(offs[r]) + ncols)
-                    if classes:
-                        o[sl] = p[g]
-                    else:
-                        o[:, sl] = p[:, g]
+            o = np.zeros((self.n_dst, width)) if classes else np.zeros((width, self.n_dst))
+            for index, a in zip(self.dst_index, acc):
+                p = to_host(a[k])
+                if classes:
+                    o[index.ravel()] = p.reshape(-1, width)
+                else:
+                    o[:, index.ravel()] = p.reshape(width, -1)
             out.append(o)
         return tuple(out)
 
@@ -201,7 +253,8 @@ def _sorted_rows(rows, row_index):
     return rs[o], rd[o], rw[o]
 
 
-def bind_plan(da: xr.DataArray, weights: Weights | None, grid, *, name: str, xp) -> Plan:
+def bind_plan(da: xr.DataArray, weights: Weights | None, grid, *, name: str, xp,
+              cells: dict[str, np.ndarray] | None = None) -> Plan:
     """Bind weights (computed for ``grid`` if not given) to the storage layout of ``da``.
 
     Parameters
@@ -217,6 +270,11 @@ def bind_plan(da: xr.DataArray, weights: Weights | None, grid, *, name: str, xp)
         What ``da`` is, for messages.
     xp : module
         The array module of the chosen engine.
+    cells : dict, optional
+        Keep only these target cells: grid dimension → indices, as
+        :func:`pipeline.aggregate.overlap_cells` gives them (``{"lat": rows, "lon": columns}`` or
+        ``{"cell": points}``), in output order. The plan's results then hold those cells only,
+        each equal bit for bit to its value on the whole grid. Default: every cell.
 
     Returns
     -------
@@ -224,7 +282,7 @@ def bind_plan(da: xr.DataArray, weights: Weights | None, grid, *, name: str, xp)
         The plan of the weights' type.
     """
     if isinstance(weights, SparseWeights):
-        return _bind_sparse(da, weights, name=name, xp=xp)
+        return _bind_sparse(da, weights, name=name, xp=xp, cells=cells)
     axes = source_axes(da, name=name)
     if weights is None:
         weights = compute_weights(axes.grid, parse_grid(grid))
@@ -234,21 +292,91 @@ def bind_plan(da: xr.DataArray, weights: Weights | None, grid, *, name: str, xp)
         raise InputDataError(f"the weights given are for source grid {weights.src_grid.describe()}, not for {name} "
                              f"variable {da.name!r} ({axes.grid.describe()}); compute them for this input")
     ny, nx = axes.grid.shape
-    common = dict(weights=weights, lat_dim=axes.lat_dim, lon_dim=axes.lon_dim, ny=ny, nx=nx,
-                  out_grid=weights.dst_grid, xp=xp)
+    common = dict(lat_dim=axes.lat_dim, lon_dim=axes.lon_dim, ny=ny, nx=nx, out_grid=weights.dst_grid, xp=xp)
+    col_index = np.asarray(axes.col_index)
     if isinstance(weights, SeparableWeights):
-        plan = SeparablePlan(**common, rows=_sorted_rows(weights.rows, axes.row_index))
-        cs, cd, cw = weights.cols
-        plan.cols_dev = plan._to(np.asarray(axes.col_index)[cs], cd, cw)
+        rows, cols, order, sub = weights.rows, weights.cols, None, weights
+        if cells is not None:
+            rows, cols, order, sub = _subset_separable(weights, cells)
+            common["out_grid"] = None
+        plan = SeparablePlan(weights=sub, **common, rows=_sorted_rows(rows, axes.row_index), order=order)
+        cs, cd, cw = cols
+        plan.cols_dev = plan._to(col_index[cs], cd, cw)
         return plan
-    groups = [(dst_rows, _sorted_rows(rows, axes.row_index), cols, ncols)
+    offs = weights.dst_grid.offsets
+    groups = [(dst_rows, rows, cols, ncols, offs[dst_rows][:, None] + np.arange(ncols)[None, :])
               for dst_rows, rows, cols, ncols in weights.group_links()]
-    plan = RowwisePlan(**common, groups=groups)
-    plan.cols_dev = [plan._to(np.asarray(axes.col_index)[c[0]], c[1], c[2]) for _, _, c, _ in groups]
+    sub = weights
+    if cells is not None:
+        groups, sub = _subset_rowwise(weights, groups, cells)
+        common["out_grid"] = None
+    plan = RowwisePlan(weights=sub, **common, groups=[(d, _sorted_rows(r, axes.row_index), c, n) for d, r, c, n, _ in groups],
+                       dst_index=[g[4] for g in groups])
+    plan.cols_dev = [plan._to(col_index[c[0]], c[1], c[2]) for _, _, c, _, _ in groups]
     return plan
 
 
-def _bind_sparse(da, sp: SparseWeights, *, name, xp) -> SparsePlan:
+def _positions(kept: np.ndarray, n: int) -> np.ndarray:
+    """Index → position among ``kept`` (-1 where not kept), for indices 0..n-1."""
+    pos = np.full(n, -1, dtype=np.int64)
+    pos[kept] = np.arange(kept.size)
+    return pos
+
+
+def _keep_links(links, pos):
+    """The links ``(src, dst, w)`` into kept destinations, their destination renumbered by ``pos``."""
+    s, d, w = links
+    sel = pos[d] >= 0
+    return s[sel], pos[d[sel]], w[sel]
+
+
+def _cell_index(cells, dims) -> list[np.ndarray]:
+    missing = [d for d in dims if d not in cells]
+    if missing:
+        raise InputDataError(f"cells must give indices for the target grid dimensions {dims}; missing {missing}")
+    return [np.asarray(cells[d], dtype=np.int64).ravel() for d in dims]
+
+
+def _subset_separable(w: SeparableWeights, cells):
+    """Row and column links into the kept rows/columns (renumbered in ascending order), the output order."""
+    my, mx = w.dst_shape
+    rows_out, cols_out = _cell_index(cells, ("lat", "lon"))
+    # the accumulators hold the kept rows and columns in ascending order, so the renumbering keeps
+    # the links' order (and the kernels' sums) as on the whole grid; finish() puts them in output order
+    rk, ck = np.unique(rows_out), np.unique(cols_out)
+    if rk.size != rows_out.size or ck.size != cols_out.size:
+        raise InputDataError("cells: repeated target rows or columns")
+    rows = _keep_links(w.rows, _positions(rk, my))
+    cols = _keep_links(w.cols, _positions(ck, mx))
+    ro, co = np.searchsorted(rk, rows_out), np.searchsorted(ck, cols_out)
+    ident = np.array_equal(ro, np.arange(ro.size)) and np.array_equal(co, np.arange(co.size))
+    flat = (rows_out[:, None] * mx + cols_out[None, :]).ravel()
+    sub = SubsetWeights(w.src_grid, None, parent=w, cells=flat, shape=(rows_out.size, cols_out.size))
+    return rows, cols, None if ident else (ro, co), sub
+
+
+def _subset_rowwise(w: RowwiseWeights, groups, cells):
+    """The groups of a reduced target cut to the kept points: per group and set of kept columns, the
+    kept rows, their row links, the kept column links and the output position of each cell."""
+    (points,) = _cell_index(cells, ("cell",))
+    pos = _positions(points, w.n_dst)
+    if np.unique(points).size != points.size:
+        raise InputDataError("cells: repeated target points")
+    out = []
+    for dst_rows, (rs, rg, rw), (cs, cd, cw), ncols, index in groups:
+        kept = pos[index] >= 0  # (rows, ncols)
+        sets: dict[bytes, list[int]] = {}
+        for g in np.flatnonzero(kept.any(axis=1)):
+            sets.setdefault(np.flatnonzero(kept[g]).tobytes(), []).append(int(g))
+        for key, members in sets.items():
+            kc, members = np.frombuffer(key, dtype=np.int64), np.asarray(members, dtype=np.int64)
+            out.append((dst_rows[members], _keep_links((rs, rg, rw), _positions(members, dst_rows.size)),
+                        _keep_links((cs, cd, cw), _positions(kc, ncols)), kc.size, pos[index[members][:, kc]]))
+    sub = SubsetWeights(w.src_grid, None, parent=w, cells=points, shape=(points.size,))
+    return out, sub
+
+
+def _bind_sparse(da, sp: SparseWeights, *, name, xp, cells=None) -> SparsePlan:
     lat_dim, lon_dim = _lat_lon_dims(da, name)
     ny, nx = da.sizes[lat_dim], da.sizes[lon_dim]
     if tuple(sp.src_shape) not in ((ny, nx),) and int(np.prod(sp.src_shape)) != ny * nx:
@@ -259,8 +387,23 @@ def _bind_sparse(da, sp: SparseWeights, *, name, xp) -> SparsePlan:
     if sp.src_centers_ is not None:
         _check_source_centres(da, sp, lat_dim, lon_dim, name)
     o = np.argsort(sp.src, kind="stable")
-    return SparsePlan(weights=sp, lat_dim=lat_dim, lon_dim=lon_dim, ny=ny, nx=nx, out_grid=sp.dst_grid, xp=xp,
-                      links=(sp.src[o], sp.dst[o], sp.w[o]))
+    links, weights, out_grid = (sp.src[o], sp.dst[o], sp.w[o]), sp, sp.dst_grid
+    if cells is not None:
+        shape = tuple(sp.dst_shape)
+        if len(shape) == 2:
+            r, c = _cell_index(cells, ("lat", "lon"))
+            flat, sub_shape = (r[:, None] * shape[1] + c[None, :]).ravel(), (r.size, c.size)
+        else:
+            (flat,) = _cell_index(cells, (next(iter(cells)),))
+            sub_shape = (flat.size,)
+        if np.unique(flat).size != flat.size:
+            raise InputDataError("cells: repeated target cells")
+        # the links index the file's cells: grid cell k is file cell dst_perm[k]
+        file_cells = flat if sp.dst_perm is None else np.asarray(sp.dst_perm)[flat]
+        links = _keep_links(links, _positions(file_cells, sp.n_dst))
+        weights, out_grid = SubsetWeights(sp.src_grid, None, parent=sp, cells=flat, shape=sub_shape), None
+    return SparsePlan(weights=weights, lat_dim=lat_dim, lon_dim=lon_dim, ny=ny, nx=nx, out_grid=out_grid, xp=xp,
+                      links=links)
 
 
 def _input_centres(da, lat_dim, lon_dim):

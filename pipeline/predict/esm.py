@@ -11,13 +11,17 @@
   (``Σ lai·p·a / Σ p·a``, with the land cover of the month's year);
 * :func:`write_esm`: a compressed CF-1.10 NetCDF file, written atomically with provenance.
 
-Every area weighting is done by the streamed kernels of :mod:`pipeline.aggregate`
-(:func:`~pipeline.aggregate.conservative_mean`); the fractions and types are linear sums of those
-means, so ``pft_fraction`` and ``cvh`` are exactly the crosswalked / summed class fractions. The
-fields go through the kernels a batch of time steps at a time, sized so that the accumulators on
-the target grid stay near :data:`BATCH_VALUES` values, and each batch is cut at once to the target
-cells that overlap the input (:func:`~pipeline.aggregate.crop_to_source`) unless
-``global_output``: memory holds one batch on the whole grid and the cropped result.
+Every area weighting is done by the kernels of :mod:`pipeline.aggregate`, bound once per call
+(:class:`~pipeline.aggregate.FieldSums`) to the target cells that overlap the input unless
+``global_output``: accumulators and their finishing are O(region), not O(globe), and each kept
+cell equals the same cell of the whole-grid output bit for bit. The fine inputs are read in
+spans of many time steps (one read per span and band of rows, near :data:`READ_VALUES` values),
+and the fields built from them in memory (the cover share of every PFT and of the high/low
+vegetation, through one class → group matrix, times the LAI of every month of its year) go
+through the kernels as one stack per band. Batches are sized so that the accumulators stay near
+:data:`BATCH_VALUES` values and the built fields of a band near :data:`FINE_VALUES`. The
+fractions and types are linear sums of the class means, so ``pft_fraction`` and ``cvh`` are
+exactly the crosswalked / summed class fractions.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from pipeline.aggregate import check_crosswalk, conservative_mean, crop_to_source, source_edges
+from pipeline.aggregate import FieldSums, check_crosswalk, mean_of
 from pipeline.datasets import BatsTable, load_bats_table, load_class_table, load_pft_crosswalk
 from pipeline.errors import ConfigError, InputDataError
 from pipeline.grids import Grid, parse_grid
@@ -36,12 +40,15 @@ from pipeline.io import check_output_path, output_format, write
 
 __all__ = ["BATCH_VALUES", "TYPE_FILL", "lai_esm", "lulc_esm", "write_esm"]
 
-#: Values per accumulator of one batch on the whole target grid (fields x target cells): 16 M
+#: Values per accumulator of one batch on the target cells (fields x kept target cells): 16 M
 #: values, 128 MB per float64 accumulator.
 BATCH_VALUES = 2**24
 
 #: Values of one row band of the fine fields built in a batch (all its fields): 8 M values, 64 MB.
 FINE_VALUES = 2**23
+
+#: Values of the fine inputs read at once for a batch (all its time steps and classes): 32 M.
+READ_VALUES = 2**25
 
 #: ``_FillValue`` of ``tvh``/``tvl`` where the cell holds no valid land cover (0 = no vegetation of
 #: that kind, the IFS convention).
@@ -109,51 +116,28 @@ def _group_matrix(classes, crosswalk, bats: BatsTable) -> tuple[list[str], np.nd
 # -- batches -----------------------------------------------------------------------------------------
 
 
-def _time_batches(n_time: int, fields_per_time: int, grid: Grid) -> list[slice]:
-    k = max(1, BATCH_VALUES // max(1, grid.size * fields_per_time))
+def _batch_len(fields_per_time: int, read_per_time: int, agg: FieldSums) -> int:
+    """Time steps per batch: accumulators near BATCH_VALUES values, reads near READ_VALUES."""
+    k = BATCH_VALUES // max(1, agg.size * fields_per_time)
+    return max(1, min(k, READ_VALUES // max(1, read_per_time * agg.ny * agg.nx)))
+
+
+def _time_batches(n_time: int, k: int) -> list[slice]:
     return [slice(t, min(n_time, t + k)) for t in range(0, n_time, k)]
 
 
-def _cut(obj, grid, edges):
-    return obj if edges is None else crop_to_source(obj, grid, *edges)
+def _isnan(a: np.ndarray) -> np.ndarray:
+    """Where ``a`` is NaN (nowhere for integer data), as ``notnull`` sees missing values."""
+    return np.isnan(a) if a.dtype.kind in "fc" else np.zeros(a.shape, dtype=bool)
 
 
-def _grid_frame(grid: Grid, edges) -> xr.Dataset:
-    """The target cells' coordinates and CF bounds (cropped like the results)."""
-    cf = grid.cf_coords()
-    ds = xr.Dataset({k: (v[0], v[1]) for k, v in cf.items() if "bnds" in k},
-                    coords={k: (v[0], v[1], v[2]) for k, v in cf.items() if "bnds" not in k})
-    return _cut(ds, grid, edges)
+def _lead_coords(da: xr.DataArray, dims) -> dict:
+    return {d: da.coords[d] for d in dims if d in da.coords}
 
 
-def _mean(da, grid, edges, engine, chunk_rows, name) -> xr.DataArray:
-    """Conservative mean of ``da`` on ``grid`` (valid part of each cell), cut to the source's cells."""
-    return _cut(conservative_mean(da, grid, engine=engine, chunk_rows=chunk_rows, name=name), grid, edges)
-
-
-def _lazy(da: xr.DataArray, fields: int) -> xr.DataArray:
-    """``da`` as dask row bands of about :data:`FINE_VALUES` values over ``fields`` fields, if in memory.
-
-    Products built from a batch (LAI x cover shares) are then made band by band as the
-    aggregation streams the rows, never for the whole batch at once. Dask-backed inputs (the
-    run's stores) keep their own chunks.
-    """
-    if da.chunks is not None:
-        return da
-    lat, lon = da.dims[-2:]
-    rows = max(1, FINE_VALUES // max(1, fields * da.sizes[lon]))
-    return da.chunk({lat: rows})
-
-
-def _stream(da, fields_per_time: int, grid: Grid, fn) -> xr.Dataset:
-    """``fn(batch, s, t)`` for each scenario ``s`` and batch ``t`` of time steps of ``da``, combined."""
-    rows = []
-    for s in range(da.sizes["scenario"]):
-        row = []
-        for t in _time_batches(da.sizes["time"], fields_per_time, grid):
-            row.append(fn(_lazy(da.isel(scenario=[s], time=t), fields_per_time * (t.stop - t.start)), s, t))
-        rows.append(row)
-    return xr.combine_nested(rows, concat_dim=["scenario", "time"], combine_attrs="override")
+def _on_grid(values: np.ndarray, dims, coords, agg: FieldSums) -> xr.DataArray:
+    """Results (lead..., kept cells) as a DataArray; the grid's coordinates come from the frame."""
+    return xr.DataArray(values, dims=tuple(dims) + agg.dims, coords=coords)
 
 
 def _finish(ds: xr.Dataset, grid: Grid, frame: xr.Dataset, title: str) -> xr.Dataset:
@@ -211,18 +195,25 @@ def lulc_esm(probability: xr.DataArray, grid, *, crosswalk=None, bats=None, glob
     g = parse_grid(grid)
     table = _bats(bats)
     pfts, m, n_pft = _group_matrix(classes, _crosswalk(crosswalk), table)
-    edges = source_edges(probability, name=name)
-    crop = None if global_output else edges
-    frame = _grid_frame(g, crop)
-
-    def batch(p, s, t):
-        frac = _mean(p, g, crop, engine, chunk_rows, name)
-        valid = p.isel(igbp_class=0, drop=True).notnull().astype(np.float32)
-        land = _mean(valid.rename(p.name), g, crop, engine, chunk_rows, name)
-        return xr.Dataset({"igbp_fraction": frac.astype(np.float32), "land_area_fraction": land.astype(np.float32)})
-
-    ds = _stream(probability, len(classes) + 1, g, batch)
-    frac = ds["igbp_fraction"]
+    agg = FieldSums(probability, g, global_output=global_output, engine=engine, name=name)
+    frame = agg.frame()
+    ns, nt, nc = (probability.sizes[d] for d in _LULC_DIMS)
+    frac_v = np.empty((ns, nt, nc) + agg.shape, np.float32)
+    land_v = np.empty((ns, nt) + agg.shape, np.float32)
+    k = _batch_len(nc + 1, nc, agg)
+    for s in range(ns):
+        for t in _time_batches(nt, k):
+            p_da = probability.isel(scenario=s, time=t)
+            kt = t.stop - t.start
+            acc_p, acc_v = agg.new(kt * nc), agg.new(kt)
+            for r0, r1 in agg.read_bands(p_da, chunk_rows):
+                p = agg.read(p_da, r0, r1)  # (time, class, rows, lon), as stored
+                agg.add(p.reshape(kt * nc, r1 - r0, agg.nx), r0, r1, acc_p)
+                agg.add((~_isnan(p[:, 0])).astype(np.float32), r0, r1, acc_v)
+            frac_v[s, t] = mean_of(*agg.finish(acc_p)).reshape((kt, nc) + agg.shape)
+            land_v[s, t] = mean_of(*agg.finish(acc_v)).reshape((kt,) + agg.shape)
+    frac = _on_grid(frac_v, _LULC_DIMS, _lead_coords(probability, _LULC_DIMS), agg)
+    land = _on_grid(land_v, _LAI_DIMS, _lead_coords(probability, _LAI_DIMS), agg)
     summed = _class_sums(frac, m)
     out = xr.Dataset()
     out["igbp_fraction"] = frac.assign_attrs(
@@ -240,7 +231,7 @@ def lulc_esm(probability: xr.DataArray, grid, *, crosswalk=None, bats=None, glob
             f"{kind} ({' '.join(map(str, table.classes(kind)))}; {table.path.name})", **_FRACTION)
     for kind, code in (("high", "tvh"), ("low", "tvl")):
         out[code] = _dominant_type(frac, table, kind)
-    out["land_area_fraction"] = ds["land_area_fraction"].assign_attrs(
+    out["land_area_fraction"] = land.assign_attrs(
         standard_name="land_area_fraction", long_name="fraction of the cell's area (the part covered by the "
         "predictions) holding valid land-cover predictions", **_FRACTION)
     out["igbp_class"].attrs.update(_igbp_attrs(classes, out["igbp_class"].dtype))
@@ -320,7 +311,8 @@ def _year_index(lai, land_cover, name: str) -> np.ndarray:
     return np.asarray([pos[int(y)] for y in years])
 
 
-def _align_land_cover(lai, land_cover, name: str) -> xr.DataArray:
+def _land_cover_years(lai, land_cover, name: str) -> tuple[xr.DataArray, np.ndarray]:
+    """The land cover of the LAI's scenarios (in their order) and, per LAI time, its land-cover time."""
     lc = _check_dims(land_cover, _LULC_DIMS, name, "land cover (LULC probability)")
     lat, lon = lai.dims[-2:]
     if tuple(lc.dims[-2:]) != (lat, lon) or any(
@@ -334,7 +326,146 @@ def _align_land_cover(lai, land_cover, name: str) -> xr.DataArray:
         raise InputDataError(f"{name}: the land cover has no scenario {missing} of the LAI (it has {have}); give the "
                              "land cover of every LAI scenario")
     lc = lc.isel(scenario=[have.index(s) for s in scen])
-    return lc.isel(time=_year_index(lai, lc, name)).assign_coords(time=lai["time"].values, scenario=lai["scenario"].values)
+    return lc, _year_index(lai, lc, name)
+
+
+def _shares(cover: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """Σ_c cover_c · m[c, g] per group g: (classes, rows, lon) → (groups, rows, lon), float64.
+
+    Added class by class, element by element (no BLAS, whose rounding depends on the array's
+    shape), so every fine cell gets the same value whatever the band; NaN where a class is NaN.
+    """
+    out = np.zeros((m.shape[1],) + cover.shape[1:])
+    for c in range(m.shape[0]):
+        groups = np.flatnonzero(m[c])
+        if groups.size:
+            p = cover[c].astype(np.float64)
+            for g in groups:
+                out[g] += p * m[c, g]
+    out[:, _isnan(cover).any(axis=0)] = np.nan
+    return out
+
+
+def _lai_means(lai: xr.DataArray, agg: FieldSums, chunk_rows) -> np.ndarray:
+    """The conservative mean of every LAI map: (scenario, time, *cells), float32."""
+    ns, nt = (lai.sizes[d] for d in _LAI_DIMS)
+    out = np.empty((ns, nt) + agg.shape, np.float32)
+    k = _batch_len(1, 1, agg)
+    for s in range(ns):
+        for t in _time_batches(nt, k):
+            x_da = lai.isel(scenario=s, time=t)
+            acc = agg.new(t.stop - t.start)
+            for r0, r1 in agg.read_bands(x_da, chunk_rows):
+                agg.add(agg.read(x_da, r0, r1), r0, r1, acc)
+            out[s, t] = mean_of(*agg.finish(acc))
+    return out
+
+
+def _year_batches(year: np.ndarray, k: int) -> list[tuple[slice, int]]:
+    """Runs of consecutive LAI times with the same land-cover time, at most ``k`` long."""
+    out, t0 = [], 0
+    for t in range(1, year.size + 1):
+        if t == year.size or year[t] != year[t0] or t - t0 == k:
+            out.append((slice(t0, t), int(year[t0])))
+            t0 = t
+    return out
+
+
+def _distinct_masks(valid: np.ndarray) -> tuple[list[int], np.ndarray]:
+    """Time steps with distinct validity masks (representatives) and, per time step, its representative."""
+    reps: list[int] = []
+    owner = np.empty(valid.shape[0], dtype=np.int64)
+    for t in range(valid.shape[0]):
+        for k, r in enumerate(reps):
+            if np.array_equal(valid[t], valid[r]):
+                owner[t] = k
+                break
+        else:
+            owner[t] = len(reps)
+            reps.append(t)
+    return reps, owner
+
+
+def _spans(batches: list[tuple[slice, int]], fields_per_time: int, nc: int, agg: FieldSums) -> list[list]:
+    """Consecutive batches grouped into spans read at once: the accumulators of a span near
+    BATCH_VALUES values, its LAI and land-cover maps near READ_VALUES (at least one batch)."""
+    spans, cur, months, years = [], [], 0, set()
+    for t, y in batches:
+        kt = t.stop - t.start
+        new_years = years | {y}
+        fits = ((months + kt) * fields_per_time * agg.size <= BATCH_VALUES
+                and (months + kt + len(new_years) * nc) * agg.ny * agg.nx <= READ_VALUES)
+        if cur and not fits:
+            spans.append(cur)
+            cur, months, new_years = [], 0, {y}
+        cur.append((t, y))
+        months, years = months + kt, new_years
+    if cur:
+        spans.append(cur)
+    return spans
+
+
+def _lai_group_means(lai, lc, year, m, agg: FieldSums, chunk_rows) -> tuple[np.ndarray, np.ndarray]:
+    """The plain LAI mean and the LAI of every group (PFTs, high, low): (scenario, time[, group], *cells).
+
+    Per group g with cover share q_g = Σ_c p_c m[c, g] of each fine cell: the mean of lai·q_g
+    over the cell divided by the mean of q_g where the LAI is valid (Σ lai·q·a / Σ q·a). The LAI
+    and land cover of a span of years are read at once; per batch (time steps of one year) the
+    fields of a band go through the kernels as one stack: lai·q_g for every time step and group,
+    then q_g masked where the LAI is missing, once per distinct mask of the batch's time steps
+    (the same fields, so the same sums, as one per time step: months share the land mask).
+    """
+    ns, nt = (lai.sizes[d] for d in _LAI_DIMS)
+    nc, ng = m.shape
+    plain = np.empty((ns, nt) + agg.shape, np.float32)
+    per_group = np.empty((ns, nt, ng) + agg.shape, np.float32)
+    spans = _spans(_year_batches(year, _batch_len(1 + 2 * ng, 1 + nc, agg)), 1 + 2 * ng, nc, agg)
+    buf = np.empty(0)
+    for s in range(ns):
+        for span in spans:
+            t0, t1 = span[0][0].start, span[-1][0].stop
+            ys = sorted({y for _, y in span})
+            x_da, c_da = lai.isel(scenario=s, time=slice(t0, t1)), lc.isel(scenario=s, time=ys)
+            reads = agg.read_bands(x_da, chunk_rows, fields=(t1 - t0) + len(ys) * nc)
+            # the LAI masks of a batch are known before its fields are built only when the span is
+            # read at once; else one masked share per time step
+            state = [[list(range(t.stop - t.start)), np.arange(t.stop - t.start),
+                      agg.new(2 * (t.stop - t.start) * ng) if len(reads) != 1 else None] for t, _ in span]
+            acc_x = agg.new(t1 - t0)
+            for r0, r1 in reads:
+                x_all = agg.read(x_da, r0, r1)  # (time, rows, lon), as stored
+                cover_all = agg.read(c_da, r0, r1)  # (year, class, rows, lon)
+                agg.add(x_all, r0, r1, acc_x)
+                for (t, y), st in zip(span, state):
+                    x, cover = x_all[t.start - t0:t.stop - t0], cover_all[ys.index(y)]
+                    kt = x.shape[0]
+                    if st[2] is None:
+                        st[0], st[1] = _distinct_masks(_isnan(x))
+                        st[2] = agg.new((kt + len(st[0])) * ng)
+                    reps, acc = st[0], st[2]
+                    nf = (kt + len(reps)) * ng
+                    for b0, b1 in agg.bands(r0, r1, nf, budget=FINE_VALUES):
+                        q = _shares(cover[:, b0 - r0:b1 - r0], m)  # (group, rows, lon)
+                        xb = x[:, b0 - r0:b1 - r0]
+                        size = nf * q[0].size
+                        if buf.size < size:
+                            buf = np.empty(size)
+                        fields = buf[:size].reshape((kt + len(reps), ng) + q.shape[1:])
+                        # numerator and denominator over the same valid area (LAI and cover valid):
+                        # the product is NaN where either is
+                        np.multiply(xb.astype(np.float64)[:, None], q[None], out=fields[:kt])
+                        den = fields[kt:]
+                        den[...] = q[None]
+                        np.copyto(den, np.nan, where=_isnan(xb[reps])[:, None])
+                        agg.add(fields.reshape((nf,) + q.shape[1:]), b0, b1, acc)
+            plain[s, t0:t1] = mean_of(*agg.finish(acc_x))
+            for (t, _), (_, owner, acc) in zip(span, state):
+                kt = t.stop - t.start
+                means = mean_of(*agg.finish(acc)).reshape((-1, ng) + agg.shape)
+                num, den = means[:kt], means[kt:][owner]
+                with np.errstate(invalid="ignore", divide="ignore"):  # no such vegetation in the cell: NaN
+                    per_group[s, t] = np.where(den > 0, num / den, np.nan)
+    return plain, per_group
 
 
 def lai_esm(lai: xr.DataArray, grid, *, land_cover: xr.DataArray | None = None, crosswalk=None, bats=None,
@@ -372,38 +503,20 @@ def lai_esm(lai: xr.DataArray, grid, *, land_cover: xr.DataArray | None = None, 
     """
     lai = _check_dims(lai, _LAI_DIMS, name, "LAI")
     g = parse_grid(grid)
-    edges = source_edges(lai, name=name)
-    crop = None if global_output else edges
-    frame = _grid_frame(g, crop)
+    agg = FieldSums(lai, g, global_output=global_output, engine=engine, name=name)
+    frame = agg.frame()
     if land_cover is None:
-        out = _stream(lai, 1, g, lambda x, s, t: _mean(x, g, crop, engine, chunk_rows, name)
-                      .astype(np.float32).to_dataset(name="lai"))
-        out["lai"].attrs = _lai_attrs(lai, "leaf area index")
+        values = _lai_means(lai, agg, chunk_rows)
+        out = xr.Dataset({"lai": _on_grid(values, _LAI_DIMS, _lead_coords(lai, _LAI_DIMS), agg)
+                          .assign_attrs(_lai_attrs(lai, "leaf area index"))})
         return _finish(out, g, frame, f"terrascale leaf area index on {g.name}")
-    lc = _align_land_cover(lai, land_cover, name)
+    lc, year = _land_cover_years(lai, land_cover, name)
     classes = _classes(lc, name)
     pfts, m, n_pft = _group_matrix(classes, _crosswalk(crosswalk), _bats(bats))
-    groups = xr.DataArray(m, dims=("igbp_class", "group"), coords={"igbp_class": lc["igbp_class"].values})
-
-    def batch(x, s, t):
-        cover = lc.isel(scenario=[s], time=t)
-        if x.chunks is not None and cover.chunks is None:  # the same row bands as the LAI
-            cover = cover.chunk({cover.dims[-2]: x.chunks[-2]})
-        share = xr.dot(cover.astype(np.float64), groups, dim="igbp_class")
-        share = share.transpose("scenario", "time", "group", *x.dims[-2:])
-        # numerator and denominator side by side: one pass, and the same valid area (LAI and cover
-        # valid) for both; the product is NaN where either is
-        parts = xr.concat([x * share, share.where(x.notnull())], dim="part").rename("lai")
-        mean = _mean(parts.transpose("scenario", "time", "part", "group", ...), g, crop, engine, chunk_rows, name)
-        num, den = mean.isel(part=0, drop=True), mean.isel(part=1, drop=True)
-        with np.errstate(invalid="ignore", divide="ignore"):  # no such vegetation in the cell: NaN
-            per_group = (num / den).where(den > 0)
-        plain = _mean(x, g, crop, engine, chunk_rows, name)
-        return xr.Dataset({"lai": plain.astype(np.float32), "per_group": per_group.astype(np.float32)})
-
-    res = _stream(lai, 2 * (n_pft + 2), g, batch)
-    out = xr.Dataset({"lai": res["lai"].assign_attrs(_lai_attrs(lai, "leaf area index"))})
-    pg = res["per_group"]
+    plain, per_group = _lai_group_means(lai, lc, year, m, agg, chunk_rows)
+    coords = _lead_coords(lai, _LAI_DIMS)
+    out = xr.Dataset({"lai": _on_grid(plain, _LAI_DIMS, coords, agg).assign_attrs(_lai_attrs(lai, "leaf area index"))})
+    pg = _on_grid(per_group, (*_LAI_DIMS, "group"), coords, agg)
     out["lai_pft"] = (pg.isel(group=slice(0, n_pft)).rename(group="pft").assign_coords(pft=pfts)
                       .assign_attrs(_lai_attrs(lai, "leaf area index of each plant functional type (area- and "
                                                     "PFT-weighted mean over the fine cells)")))

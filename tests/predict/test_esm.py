@@ -151,9 +151,8 @@ def test_cropped_output_equals_the_global_subset(lulc, probability):
     assert np.isnan(whole.cvh.values).sum() > np.isnan(part.cvh.values).sum()
 
 
-def test_lai_conservation_and_lai_per_vegetation(probability, lai):
-    ds = lai_esm(lai, "5deg", land_cover=probability)
-    np.testing.assert_allclose(_flat(ds.lai), _oracle(lai.values, ds), rtol=2e-6, equal_nan=True)
+def _check_lai_per_vegetation(ds, lai, probability):
+    """lai_pft, lai_hv, lai_lv of ``ds`` against Σ lai·q·a / Σ q·a (the oracle), q the cover share."""
     # each month with the land cover of its year
     p = probability.values.astype(np.float64)[:, np.repeat([0, 1], 12)]  # (s, month, class, y, x)
     table = load_bats_table()
@@ -169,11 +168,53 @@ def test_lai_conservation_and_lai_per_vegetation(probability, lai):
         expected = np.where(den > 1e-12, num / np.where(den > 0, den, 1), np.nan)
         got = _flat(ds[key] if isinstance(key, str) else ds[key[0]].sel(pft=key[1]))
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6, equal_nan=True, err_msg=str(key))
+
+
+def test_lai_conservation_and_lai_per_vegetation(probability, lai):
+    ds = lai_esm(lai, "5deg", land_cover=probability)
+    np.testing.assert_allclose(_flat(ds.lai), _oracle(lai.values, ds), rtol=2e-6, equal_nan=True)
+    _check_lai_per_vegetation(ds, lai, probability)
     # no high vegetation in a target cell: no LAI of the high vegetation there
     cover = lulc_esm(probability, "5deg")
     no_high = _flat(cover.cvh).repeat(12, axis=1) == 0
     assert no_high.any() and np.isnan(_flat(ds.lai_hv)[no_high]).all()
     assert np.isfinite(_flat(ds.lai_hv)[~no_high & np.isfinite(_flat(ds.lai))]).all()
+
+
+_LAI_VARS = ("lai", "lai_pft", "lai_hv", "lai_lv")
+
+
+@pytest.mark.parametrize("spec", ["5deg", "N32"])
+def test_lai_cropped_output_equals_the_global_subset(spec, probability, lai):
+    part = lai_esm(lai, spec, land_cover=probability)
+    whole = lai_esm(lai, spec, land_cover=probability, global_output=True)
+    index = overlap_cells(spec, *source_edges(lai))
+    assert part.sizes[next(iter(index))] == index[next(iter(index))].size < whole.sizes[next(iter(index))]
+    for v in _LAI_VARS:
+        np.testing.assert_array_equal(part[v].values, whole[v].isel(index).values, err_msg=v)
+    for k in ("lat_bnds", "lon_bnds"):
+        np.testing.assert_array_equal(part[k].values, whole[k].isel(index, missing_dims="ignore").values)
+    plain = lai_esm(lai, spec)  # without the land cover: the same total LAI
+    np.testing.assert_array_equal(plain.lai.values, part.lai.values)
+    assert plain.lai.attrs == part.lai.attrs and plain.lai.dtype == np.float32
+
+
+def test_lai_with_gaps_in_single_months_and_streamed_in_row_bands(probability, lai):
+    """Months whose valid cells differ (a cloud gap) get their own valid area; row bands change nothing."""
+    gappy = lai.copy(data=lai.values.copy())
+    gappy.values[0, 3, 8:14, 12:20] = np.nan  # one month of one scenario
+    gappy.values[1, 17, 25:, 30:] = np.nan
+    ds = lai_esm(gappy, "5deg", land_cover=probability)
+    np.testing.assert_allclose(_flat(ds.lai), _oracle(gappy.values, ds), rtol=2e-6, equal_nan=True)
+    _check_lai_per_vegetation(ds, gappy, probability)
+    banded = lai_esm(gappy, "5deg", land_cover=probability, chunk_rows=5)
+    lazy = lai_esm(gappy.chunk({"time": 5, "lat": 7}), "5deg", land_cover=probability.chunk({"lat": 9}))
+    for v in _LAI_VARS:
+        np.testing.assert_array_equal(banded[v].values, ds[v].values, err_msg=v)
+        np.testing.assert_array_equal(lazy[v].values, ds[v].values, err_msg=v)
+    frac = lulc_esm(probability, "5deg")
+    np.testing.assert_array_equal(lulc_esm(probability.chunk({"lat": 9}), "5deg", chunk_rows=4).igbp_fraction.values,
+                                  frac.igbp_fraction.values)
 
 
 def test_written_files_are_cf_valid_and_compressed(tmp_path, probability, lai):
