@@ -21,7 +21,7 @@ from pipeline.run.state import RunState
 __all__ = ["build_context", "stage_report"]
 
 _HEXBIN_ROWS = 100_000
-_DRIFT_ROWS = 200_000
+_DRIFT_ROWS = 50_000
 #: coarse groups shown in the scenario time series (when present)
 _SERIES_GROUPS = ("cropland", "broadleaf_forest", "needleleaf_forest", "grassland", "shrubland")
 
@@ -183,17 +183,21 @@ def _drift(state: RunState) -> pd.DataFrame | None:
         return None
     last = pd.DatetimeIndex(train["time"].to_numpy()).year.max()
     years = pd.DatetimeIndex(frame["time"].to_numpy()).year.to_numpy()
+    scen = frame["scenario"]
+    codes = scen.cat.codes.to_numpy() if isinstance(scen.dtype, pd.CategoricalDtype) else None
     cols = [c for c in spec.features if c not in ("year", "lat", "lon", "month_sin", "month_cos")]
     rng = np.random.default_rng(state.cfg.seed)
     t = train.iloc[np.sort(rng.choice(len(train), min(_DRIFT_ROWS, len(train)), replace=False))]
     out = []
-    for s in frame["scenario"].astype(str).unique():
-        rows = frame[(frame["scenario"].astype(str) == s).to_numpy() & (years > last)]
+    names = list(scen.cat.categories) if codes is not None else sorted(scen.astype(str).unique())
+    for k, s in enumerate(names):
+        in_s = codes == k if codes is not None else (scen.astype(str) == s).to_numpy()
+        rows = frame[in_s & (years > last)]
         if rows.empty:
             continue
         rows = rows.iloc[np.sort(rng.choice(len(rows), min(_DRIFT_ROWS, len(rows)), replace=False))]
         d = drift_table(t[cols], rows[cols])
-        d["scenario"] = s
+        d["scenario"] = str(s)
         out.append(d)
     return pd.concat(out, ignore_index=True) if out else None
 

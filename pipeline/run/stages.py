@@ -424,13 +424,24 @@ def _lai_eval_rows(state: RunState) -> tuple[pd.DataFrame, pd.DataFrame]:
     years = pd.DatetimeIndex(frame["time"].to_numpy()).year.to_numpy()
     ty = state.cfg.splits.test_years
     observed = np.isfinite(frame[data.spec.target].to_numpy(np.float64))
-    in_scen = frame["scenario"].astype(str).to_numpy() == first if first is not None else np.ones(len(frame), bool)
+    in_scen = _is_scenario(frame, first)
     if ty is not None:
         in_years = (years >= ty[0]) & (years <= ty[1])
     else:
         in_years = years == years[observed].max() if observed.any() else years == years.max()
     rows = frame[in_scen & in_years]
     return rows, data.frame.iloc[:0]
+
+
+def _is_scenario(frame: pd.DataFrame, name: str | None) -> np.ndarray:
+    """Rows of scenario ``name`` (all rows for ``None``), through the category codes: millions of rows."""
+    if name is None or "scenario" not in frame:
+        return np.ones(len(frame), bool)
+    col = frame["scenario"]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = [str(c) for c in col.cat.categories]
+        return col.cat.codes.to_numpy() == (cats.index(name) if name in cats else -2)
+    return col.astype(str).to_numpy() == name
 
 
 def _predict_lai(state: RunState) -> list[str]:
@@ -553,8 +564,11 @@ def stage_evaluate(state: RunState, task: str) -> list[str]:
                  for m in families}
         result = evaluate_categorical(frame[rows].reset_index(drop=True), probs, data.spec.classes,
                                       families=families, class_groups=data.spec.class_groups,
-                                      group_columns=data.spec.group_columns,
                                       n_resamples=cfg.report.bootstrap_samples, seed=cfg.seed, block_label=blocks)
+        # the coarse fractions are fractions of whole coarse cells (water included): compared on every
+        # row of the test blocks, so that each test coarse cell is complete
+        test = (frame["split"].astype(str) == "test").to_numpy()
+        result.metrics = pd.concat([result.metrics, _fraction_rows(data, ev, families, test)], ignore_index=True)
     else:
         ev = pd.read_parquet(state.run_dir / "predictions" / "lai" / "eval.parquet")
         preds = {m: ev[f"pred__{m}"].to_numpy() for m in families}
@@ -567,6 +581,27 @@ def stage_evaluate(state: RunState, task: str) -> list[str]:
         state.say(f"evaluate/{task}: {best.best_model} vs {best.baseline} on {best.metric}: "
                   f"{best.difference:+.4g} [{best.lo:+.4g}, {best.hi:+.4g}], p = {best.p_value:.3g}")
     return [f"metrics/{task}/metrics.csv", f"metrics/{task}/evaluation.json"]
+
+
+def _fraction_rows(data, ev: pd.DataFrame, families: dict, rows: np.ndarray) -> pd.DataFrame:
+    """``fraction_mae`` of every model: its group fractions aggregated to the coarse cells of ``rows``."""
+    from pipeline.evaluate import fraction_mae
+
+    spec, frame = data.spec, data.frame
+    groups = list(spec.group_columns)
+    class_group = np.array([groups.index(g) for g in spec.class_groups])
+    parent = frame["parent"].to_numpy()[rows]
+    n_parent = int(np.prod(data.extra["coarse_shape"]))
+    coarse = np.full((n_parent, len(groups)), np.nan)
+    for i, g in enumerate(groups):
+        coarse[parent, i] = frame[spec.group_columns[g]].to_numpy(np.float64)[rows]
+    out = []
+    for m, fam in families.items():
+        probs = np.stack([ev[f"p__{m}__{c}"].to_numpy() for c in spec.classes], axis=1)[rows]
+        value = fraction_mae(parent, frame["area"].to_numpy()[rows], probs, class_group, coarse)
+        out.append({"task": "lulc", "model": m, "family": fam, "split": "test", "metric": "fraction_mae",
+                    "value": float(value), "lo": np.nan, "hi": np.nan})
+    return pd.DataFrame(out)
 
 
 def _write_evaluation(result, out: Path) -> None:

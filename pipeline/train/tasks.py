@@ -178,7 +178,15 @@ def lai_task(frame: pd.DataFrame, meta: dict, lai_store: xr.Dataset, splits, *, 
     obs_times = pd.DatetimeIndex(np.asarray(da["time"].values, "datetime64[ns]"))
     times = pd.DatetimeIndex(frame["time"].to_numpy())
     first = str(meta["scenarios"][0]) if meta.get("scenarios") else None
-    in_first = (frame["scenario"].astype(str).to_numpy() == first) if first and "scenario" in frame else np.ones(len(frame), bool)
+    if first and "scenario" in frame:
+        col = frame["scenario"]
+        if isinstance(col.dtype, pd.CategoricalDtype):  # codes: a string compare of millions of rows is slow
+            cats = [str(c) for c in col.cat.categories]
+            in_first = col.cat.codes.to_numpy() == (cats.index(first) if first in cats else -2)
+        else:
+            in_first = col.astype(str).to_numpy() == first
+    else:
+        in_first = np.ones(len(frame), bool)
     pos = obs_times.get_indexer(times)
     take = in_first & (pos >= 0)
     values = np.full(len(frame), np.nan, np.float32)
