@@ -569,6 +569,8 @@ def stage_evaluate(state: RunState, task: str) -> list[str]:
         # row of the test blocks, so that each test coarse cell is complete
         test = (frame["split"].astype(str) == "test").to_numpy()
         result.metrics = pd.concat([result.metrics, _fraction_rows(data, ev, families, test)], ignore_index=True)
+        result.metric_labels = {**result.metric_labels, "fraction_mae": "group fraction MAE"}
+        result.metric_directions = {**result.metric_directions, "fraction_mae": "lower"}
     else:
         ev = pd.read_parquet(state.run_dir / "predictions" / "lai" / "eval.parquet")
         preds = {m: ev[f"pred__{m}"].to_numpy() for m in families}
