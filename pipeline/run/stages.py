@@ -577,12 +577,38 @@ def stage_evaluate(state: RunState, task: str) -> list[str]:
         refs = {"test (observed)": lai_data(state).spec.target, "test (truth)": "lai"}
         result = evaluate_continuous(ev, preds, families=families, references=refs,
                                      n_resamples=cfg.report.bootstrap_samples, seed=cfg.seed, block_label=blocks)
+        result.metrics = pd.concat([result.metrics, _ssim_rows(state, families)], ignore_index=True)
+        result.metric_labels = {**result.metric_labels, "ssim": "SSIM"}
+        result.metric_directions = {**result.metric_directions, "ssim": "higher"}
     _write_evaluation(result, out)
     best = result.headline
     if best is not None:
         state.say(f"evaluate/{task}: {best.best_model} vs {best.baseline} on {best.metric}: "
                   f"{best.difference:+.4g} [{best.lo:+.4g}, {best.hi:+.4g}], p = {best.p_value:.3g}")
     return [f"metrics/{task}/metrics.csv", f"metrics/{task}/evaluation.json"]
+
+
+def _ssim_rows(state: RunState, families: dict) -> pd.DataFrame:
+    """SSIM of every model's map of the map month (every land cell) against the noise-free truth."""
+    from pipeline.evaluate import ssim
+
+    data = lai_data(state)
+    mp = pd.read_parquet(state.run_dir / "predictions" / "lai" / "map.parquet")
+    ny, nx = data.spec.grid_shape
+    if mp.empty or min(ny, nx) < 7:
+        return pd.DataFrame()
+    cells = mp["cell"].to_numpy()
+
+    def grid(values):
+        out = np.full(ny * nx, np.nan)
+        out[cells] = values
+        return out.reshape(ny, nx)
+
+    truth = grid(mp["lai"].to_numpy())
+    when = pd.Timestamp(mp["time"].iloc[0]).strftime("%B %Y")
+    return pd.DataFrame([{"task": "lai", "model": m, "family": fam, "split": f"map of {when} (truth)",
+                          "metric": "ssim", "value": ssim(truth, grid(mp[f"pred__{m}"].to_numpy())),
+                          "lo": np.nan, "hi": np.nan} for m, fam in families.items() if f"pred__{m}" in mp])
 
 
 def _fraction_rows(data, ev: pd.DataFrame, families: dict, rows: np.ndarray) -> pd.DataFrame:
