@@ -99,13 +99,7 @@ def _lulc_task(state: RunState, cluster: str):
     land = np.zeros(ny * nx, bool)
     land[cells] = frame["land_fraction"].to_numpy() > 0
     preds, conservation = {}, []
-    groups = list(spec.group_columns)
-    class_group = np.array([groups.index(g) for g in spec.class_groups])
-    parent = frame["parent"].to_numpy()
-    n_parent = int(np.prod(data.extra["coarse_shape"]))
-    coarse = np.full((n_parent, len(groups)), np.nan)
-    for i, g in enumerate(groups):
-        coarse[parent, i] = frame[spec.group_columns[g]].to_numpy(np.float64)
+    parent, class_group, coarse = data.coarse_inputs()
     for m in models:
         probs = np.stack([ev[f"p__{m}__{c}"].to_numpy() for c in spec.classes], axis=1)
         p = np.full(ny * nx, 255.0)

@@ -616,13 +616,7 @@ def _fraction_rows(data, ev: pd.DataFrame, families: dict, rows: np.ndarray) -> 
     from pipeline.evaluate import fraction_mae
 
     spec, frame = data.spec, data.frame
-    groups = list(spec.group_columns)
-    class_group = np.array([groups.index(g) for g in spec.class_groups])
-    parent = frame["parent"].to_numpy()[rows]
-    n_parent = int(np.prod(data.extra["coarse_shape"]))
-    coarse = np.full((n_parent, len(groups)), np.nan)
-    for i, g in enumerate(groups):
-        coarse[parent, i] = frame[spec.group_columns[g]].to_numpy(np.float64)[rows]
+    parent, class_group, coarse = data.coarse_inputs(rows)
     out = []
     for m, fam in families.items():
         probs = np.stack([ev[f"p__{m}__{c}"].to_numpy() for c in spec.classes], axis=1)[rows]

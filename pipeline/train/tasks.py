@@ -57,6 +57,22 @@ class TaskData:
     lon: np.ndarray
     extra: dict
 
+    def coarse_inputs(self, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """LULC: the rows' ``parent``, each class's group index and the (n_parent, G) coarse fractions.
+
+        What :mod:`pipeline.evaluate.fractions` compares a prediction with; ``rows`` (boolean)
+        selects rows, the coarse fractions are those of the parents of the selected rows (NaN elsewhere).
+        """
+        spec, frame = self.spec, self.frame
+        sel = slice(None) if rows is None else rows
+        groups = list(spec.group_columns)
+        class_group = np.array([groups.index(g) for g in spec.class_groups])
+        parent = frame[spec.parent].to_numpy()[sel]
+        coarse = np.full((int(np.prod(self.extra["coarse_shape"])), len(groups)), np.nan)
+        for i, g in enumerate(groups):
+            coarse[parent, i] = frame[spec.group_columns[g]].to_numpy(np.float64)[sel]
+        return parent, class_group, coarse
+
 
 def task_columns(frame: pd.DataFrame, target: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The predictor and categorical columns of a task table (everything but identity, target and bookkeeping)."""
