@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.terrascale-installed
 DEMO_DIR ?= runs/demo
 
-.PHONY: demo test bench install clean
+.PHONY: demo test bench install clean container-test
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ demo: $(STAMP)
 
 bench: $(STAMP)
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Build the CPU image here without a daemon or registry (debootstrap base + buildah, chroot
+# isolation) and run `terrascale info` and a tiny `terrascale run` inside it (root, ~8 minutes).
+container-test:
+	bash docker/container-test.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
