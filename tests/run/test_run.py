@@ -190,3 +190,15 @@ def test_predict_with_an_exported_model_archive(tiny_run, tmp_path):
     a = pd.read_parquet(run_dir / "predictions/lai/map.parquet")["pred__xgboost"].to_numpy()
     b = pd.read_parquet(other / "predictions/lai/map.parquet")["pred__xgboost"].to_numpy()
     np.testing.assert_array_equal(a, b)
+
+
+def test_from_manifest_reruns_the_recorded_config(tiny_run, tmp_path):
+    """`--from-manifest` re-runs exactly the recorded config: in a copy of the run, nothing changes."""
+    _, run_dir, _ = tiny_run
+    copy = tmp_path / "runs" / "tiny"
+    shutil.copytree(run_dir, copy)
+    result = runner.invoke(app, ["run", "--from-manifest", str(copy / "manifest.json"), "-o", str(copy)])
+    assert result.exit_code == 0, result.output
+    assert "ran none" in " ".join(result.output.split())
+    bad = runner.invoke(app, ["run", "--from-manifest", str(copy / "config.resolved.yaml")])
+    assert bad.exit_code == 2 and "manifest" in bad.output
