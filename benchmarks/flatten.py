@@ -58,10 +58,17 @@ if __name__ == "__main__" and sys.argv[1:2] == ["--child"] and sys.argv[5:6] == 
 
     _TUNED = tune_allocators()
 
+if __name__ == "__main__" and not __package__:  # `python benchmarks/flatten.py`: import as the package
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+    sys.path.insert(0, os.path.dirname(_here))
+
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
-from _memory import hwm_bytes, reset_hwm  # noqa: E402  (benchmarks/ is on sys.path: the script's own directory
+
+from benchmarks._memory import hwm_bytes, reset_hwm  # noqa: E402
+from benchmarks.harness import Tool  # noqa: E402
 
 SOUTH, NORTH, WEST, EAST, RES = 34.0, 72.0, -25.0, 45.0, 0.05
 
@@ -95,9 +102,8 @@ def best(fn, repeat: int) -> float:
     return min(t)
 
 
-def throughput(months: int, repeat: int) -> None:
-    from pipeline.features import flatten
-
+def stack(months: int):
+    """The throughput input: (dataset of 3 monthly + 1 static float32 fields, land mask, mask description)."""
     lat, lon = europe_grid()
     mask, how = land_mask(lat, lon)
     rng = np.random.default_rng(0)
@@ -108,6 +114,18 @@ def throughput(months: int, repeat: int) -> None:
         | {"land_fraction": (("lat", "lon"), rng.random(shape[1:], dtype=np.float32))},
         coords={"time": times, "lat": lat, "lon": lon},
     )
+    return ds, mask, how
+
+
+def table_bytes(df) -> int:
+    return int(sum(df[c].to_numpy().nbytes for c in df.columns))
+
+
+def throughput(months: int, repeat: int) -> None:
+    from pipeline.features import flatten
+
+    ds, mask, how = stack(months)
+    lat, lon = ds["lat"].values, ds["lon"].values
     flatten(ds, target="lai", mask=mask)  # warm-up: numba compile, page cache
     holder = {}
 
@@ -116,7 +134,7 @@ def throughput(months: int, repeat: int) -> None:
 
     t_flat = best(run, repeat)
     df = holder.pop("df")
-    nbytes = int(sum(df[c].to_numpy().nbytes for c in df.columns))
+    nbytes = table_bytes(df)
     src = np.ones(nbytes, np.uint8)
     t_copy = best(lambda: np.copy(src), repeat)
     dst = np.empty_like(src)
@@ -132,6 +150,44 @@ def throughput(months: int, repeat: int) -> None:
     print(f"ratio flatten/copy throughput: {t_copy / t_flat:.2f} (target >= 0.50)")
     print(f"(for reference, numpy copyto into an already-allocated buffer: {nbytes / t_into / 1e9:.2f} GB/s, "
           f"ratio {t_into / t_flat:.2f}; flatten and np.copy both allocate their output)")
+
+
+def bench(ctx) -> None:
+    """Harness entry: flatten throughput against memcpy of the same bytes; full runs add the streamed peak memory.
+
+    ``memcpy`` (``np.copy``, allocating its output, as flatten does) is the issue's comparison;
+    ``memcpy-into`` (``np.copyto`` into a buffer faulted in beforehand) is the hardware's best.
+    """
+    from pipeline.features import flatten
+
+    months = 6 if ctx.quick else 12
+    ds, mask, how = stack(months)
+    df = flatten(ds, target="lai", mask=mask)  # numba compile, page cache; the table's size
+    nbytes, rows = table_bytes(df), len(df)
+    del df
+    src = np.ones(nbytes, np.uint8)
+    dst = np.empty_like(src)
+    dst[:] = 0
+    title = (f"0.05° Europe {ds.sizes['lat']}x{ds.sizes['lon']}, {months} months, 3 monthly + 1 static float32 "
+             f"fields, mask {how} -> {rows:,} rows ({nbytes / 2**20:,.0f} MiB)")
+    rec = ctx.compare("throughput", title, [
+        Tool("terrascale", lambda: flatten(ds, target="lai", mask=mask), "terrascale", "terrascale flatten (pandas)"),
+        Tool("memcpy", lambda: np.copy(src), "floor", "memcpy of the table's bytes (np.copy, allocating)"),
+        Tool("memcpy-into", lambda: np.copyto(dst, src), "floor", "memcpy into a preallocated buffer (np.copyto)"),
+    ], info={"bytes": nbytes, "rows": rows})
+    del src, dst
+    ctx.metric("gb_per_s", {t["key"]: nbytes / t["median"] / 1e9 for t in rec["tools"] if t["median"]})
+    if not ctx.quick:
+        store = ctx.scratch / "stack.zarr"
+        write_stack(store, 2)
+        r = run_child(store, ctx.scratch / "parquet", "parquet", True, {})
+        rise = r["peak"] - r["base"]
+        bound = 2 * (2 * r["chunk_bytes"]) + r["part_bytes"]
+        ctx.metric("streamed_peak", {"rise_mb": rise / 2**20, "bound_mb": bound / 2**20, "exact": r["exact"],
+                                     "partitions": r["partitions"], "rss_after_each_mb": r["after_each"]})
+        ctx.note(f"streamed flatten + Parquet of 24 monthly partitions: peak {rise / 2**20:.1f} MiB above the "
+                 f"baseline, {rise / bound:.2f} x the bound 2 x chunk + partition ({bound / 2**20:.1f} MiB; "
+                 f"{'within' if rise <= bound else 'ABOVE'})")
 
 
 def write_stack(path: Path, years: int) -> tuple[int, int]:
@@ -242,6 +298,20 @@ def _child(store: str, out: str, mode: str, tune: bool) -> None:
                           arrow_pool=pa.default_memory_pool().backend_name)))
 
 
+def _clean_env(extra: dict) -> dict:
+    tuned = ("MALLOC_MMAP_THRESHOLD_", "ARROW_DEFAULT_MEMORY_POOL", "GLIBC_TUNABLES")
+    return {**{k: v for k, v in os.environ.items() if k not in tuned}, **extra}
+
+
+def run_child(store: Path, out: Path, mode: str, tune: bool, extra: dict) -> dict:
+    """One streamed run in a fresh process (see :func:`_child`); its JSON figures."""
+    shutil.rmtree(out, ignore_errors=True)
+    res = subprocess.run([sys.executable, __file__, "--child", str(store), str(out), mode, "tune" if tune else "plain"],
+                         check=True, capture_output=True, text=True, env=_clean_env(extra))
+    shutil.rmtree(out, ignore_errors=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 def memory(years: int, workdir: Path) -> None:
     store = workdir / "stack.zarr"
     t = time.perf_counter()
@@ -254,7 +324,6 @@ def memory(years: int, workdir: Path) -> None:
     # main) pins the threshold with mallopt and switches pyarrow to the system pool; the env run
     # checks that this has the effect of the same settings made through the environment.
     env_tuned = {"MALLOC_MMAP_THRESHOLD_": "262144", "ARROW_DEFAULT_MEMORY_POOL": "system"}
-    clean = {k: v for k, v in os.environ.items() if k not in env_tuned and k != "GLIBC_TUNABLES"}
     runs = [
         ("flatten", "as terrascale: pipeline.runtime.tune_allocators()", True, {}),
         ("parquet", "as terrascale: pipeline.runtime.tune_allocators()", True, {}),
@@ -267,11 +336,7 @@ def memory(years: int, workdir: Path) -> None:
              "parquet": "flatten + Parquet write_partition (the terrascale features writer)",
              "to_parquet": "flatten + pandas to_parquet (the former writer, for comparison)"}
     for mode, env_name, tune, extra in runs:
-        shutil.rmtree(workdir / "parquet", ignore_errors=True)
-        res = subprocess.run([sys.executable, __file__, "--child", str(store), str(workdir / "parquet"), mode,
-                              "tune" if tune else "plain"],
-                             check=True, capture_output=True, text=True, env={**clean, **extra})
-        r = json.loads(res.stdout.strip().splitlines()[-1])
+        r = run_child(store, workdir / "parquet", mode, tune, extra)
         rise = r["peak"] - r["base"]
         read = 2 * r["chunk_bytes"]  # one chunk of each of the two variables per partition
         bound = 2 * read + r["part_bytes"]

@@ -19,17 +19,22 @@ monthly mean instead of writing a store (no disk).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+if __name__ == "__main__" and not __package__:  # `python benchmarks/lai_generation.py`: import as the package
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+    sys.path.insert(0, os.path.dirname(_here))
+
 import dask
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _memory import peak_rss, reset_hwm
+from benchmarks._memory import hwm_bytes, peak_rss, reset_hwm
 
 
 def _peak_rss_gb() -> float:
@@ -42,6 +47,65 @@ def _du(path: Path) -> float:
     return store_size(path) / 1e9
 
 
+def generate(region: str, years: str, *, scenario: str = "ssp585", seed: int = 0, workers: int = 2,
+             sink: str = "zarr", out: Path | None = None) -> dict:
+    """Build the static predictors and generate the LAI; times, size and the peak memory above the RSS before."""
+    from pipeline.datasets import generate_lai, parse_years, static_fields
+    from pipeline.io import write
+
+    exact = reset_hwm()
+    base = hwm_bytes() if exact else 0
+    yrs = parse_years(years)
+    t0 = time.perf_counter()
+    static = static_fields(region)
+    t_static = time.perf_counter() - t0
+    ds = generate_lai(static, yrs, (scenario,), seed=seed)
+    n_values = int(np.prod(ds["lai"].shape))
+    info = {"region": region, "years": f"{yrs[0]}-{yrs[1]}", "shape": [static.sizes["lat"], static.sizes["lon"]],
+            "months": int(ds.sizes["time"]), "values": n_values, "blocks": int(ds["lai"].data.npartitions),
+            "static_s": t_static}
+    tmp = None
+    t1 = time.perf_counter()
+    with dask.config.set(scheduler="threads", num_workers=workers):
+        if sink == "zarr":
+            out_dir = out or Path(tmp := tempfile.mkdtemp(prefix="terrascale-lai-bench-"))
+            path = write(ds, out_dir / "lai.zarr", history="benchmarks/lai_generation.py")
+            info["store_gb"] = _du(path)
+        else:
+            info["global_mean"] = float(ds["lai"].mean(("lat", "lon")).compute().mean())
+    info["generate_s"] = time.perf_counter() - t1
+    if tmp:
+        shutil.rmtree(tmp, ignore_errors=True)
+    info["total_s"] = time.perf_counter() - t0
+    info["peak_rss_gb"] = _peak_rss_gb()
+    info["peak_above_start_gb"] = (peak_rss()[0] - base) / 1e9 if exact else None
+    info["memory_how"] = "kernel VmHWM" if exact else f"{peak_rss()[1]}, may include the parent's peak"
+    return info
+
+
+def bench(ctx) -> None:
+    """Harness entry: one generation (quick: Europe 2019-2020, no store; full: Europe 2011-2020 to Zarr)."""
+    from benchmarks.harness import Tool
+
+    region, years, sink = ("europe", "2019:2020", "none") if ctx.quick else ("europe", "2011:2020", "zarr")
+    holder = {}
+
+    def run():
+        holder["info"] = generate(region, years, sink=sink, workers=ctx.threads, out=ctx.scratch)
+        shutil.rmtree(ctx.scratch / "lai.zarr", ignore_errors=True)
+
+    ctx.compare("generate", f"semi-synthetic monthly 0.05° LAI, {region} {years.replace(':', '-')}, sink {sink}",
+                [Tool("terrascale", run, "terrascale", "generate_lai + static predictors",
+                      note="peak memory goal < 4 GB (global, 20 years)")],
+                repeat=1, memory=False)
+    info = holder.get("info")
+    if info:
+        ctx.metric("generation", info)
+        ctx.note(f"{info['values'] / 1e6:.0f} M LAI values in {info['generate_s']:.1f} s "
+                 f"({info['values'] / info['generate_s'] / 1e6:.1f} M values/s); peak memory "
+                 f"{(info['peak_above_start_gb'] or 0) * 1e3:.0f} MB above the start ({info['memory_how']})")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--region", default="global")
@@ -52,39 +116,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sink", choices=("zarr", "none"), default="zarr")
     ap.add_argument("--out", type=Path, default=None, help="store directory (default: a temporary one, removed)")
     args = ap.parse_args(argv)
-    # baseline: the interpreter with numpy and dask; from here VmHWM is this process's own peak
-    exact = reset_hwm()
-
-    from pipeline.datasets import generate_lai, parse_years, static_fields
-    from pipeline.io import write
-
-    years = parse_years(args.years)
-    t0 = time.perf_counter()
-    static = static_fields(args.region)
-    t_static = time.perf_counter() - t0
-    ds = generate_lai(static, years, (args.scenario,), seed=args.seed)
-    n_values = int(np.prod(ds["lai"].shape))
-    print(f"region {args.region}: {static.sizes['lat']} x {static.sizes['lon']} cells at 0.05°, "
-          f"years {years[0]}-{years[1]}, {ds.sizes['time']} months, {n_values / 1e9:.2f} G LAI values, "
-          f"{ds['lai'].data.npartitions} blocks; static predictors {t_static:.1f} s, "
-          f"peak RSS so far {_peak_rss_gb():.2f} GB", flush=True)
-
-    tmp = None
-    t1 = time.perf_counter()
-    with dask.config.set(scheduler="threads", num_workers=args.workers):
-        if args.sink == "zarr":
-            out_dir = args.out or Path(tmp := tempfile.mkdtemp(prefix="terrascale-lai-bench-"))
-            path = write(ds, out_dir / "lai.zarr", history="benchmarks/lai_generation.py")
-            size = f"{_du(path):.2f} GB on disk"
-        else:
-            mean = ds["lai"].mean(("lat", "lon")).compute()
-            size = f"no store; global mean LAI {float(mean.mean()):.3f}"
-    t_lai = time.perf_counter() - t1
-    if tmp:
-        shutil.rmtree(tmp, ignore_errors=True)
-    print(f"LAI generation + {args.sink}: {t_lai:.1f} s ({n_values / t_lai / 1e6:.1f} M values/s), {size}")
-    how = "kernel VmHWM" if exact else f"{peak_rss()[1]}, may include the parent's peak"
-    print(f"total {time.perf_counter() - t0:.1f} s; peak RSS {_peak_rss_gb():.2f} GB ({how})")
+    info = generate(args.region, args.years, scenario=args.scenario, seed=args.seed, workers=args.workers,
+                    sink=args.sink, out=args.out)
+    ny, nx = info["shape"]
+    print(f"region {args.region}: {ny} x {nx} cells at 0.05°, years {info['years']}, {info['months']} months, "
+          f"{info['values'] / 1e9:.2f} G LAI values, {info['blocks']} blocks; static predictors {info['static_s']:.1f} s")
+    size = (f"{info['store_gb']:.2f} GB on disk" if "store_gb" in info
+            else f"no store; global mean LAI {info['global_mean']:.3f}")
+    print(f"LAI generation + {args.sink}: {info['generate_s']:.1f} s "
+          f"({info['values'] / info['generate_s'] / 1e6:.1f} M values/s), {size}")
+    print(f"total {info['total_s']:.1f} s; peak RSS {info['peak_rss_gb']:.2f} GB ({info['memory_how']}; "
+          f"{(info['peak_above_start_gb'] or float('nan')):.2f} GB above the start)")
     return 0
 
 

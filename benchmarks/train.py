@@ -14,7 +14,13 @@ fraction; semi-synthetic climate and LAI), built as a run would build them:
   parent 0.25° group fractions and static layers as predictors); test rows = the coarse cells of
   every fifth 1° block.
 
-Printed, per task and model: fit time, predict throughput (rows/s), test score (LAI: RMSE and
+Harness benchmarks (``python -m benchmarks train dask_scaling``): ``train`` times XGBoost and the
+MLP (terrascale's models) against scikit-learn's HistGradientBoosting (equal trees) and random
+forest on the same LAI rows, interleaved, with their test scores (full runs add the table of every
+model below); ``dask_scaling`` times the data-parallel MLP with 1 and 2 dask workers, interleaved
+(full runs add xgboost.dask with 1 and 2 workers).
+
+Printed by this script, per task and model: fit time, predict throughput (rows/s), test score (LAI: RMSE and
 R²; LULC: accuracy and log-loss), the fit's peak memory above the baseline (VmHWM, see
 ``_memory.py``). Then XGBoost against scikit-learn's ``HistGradientBoosting*`` on the same rows
 (fit-time ratio, scores), and an MLP trained data-parallel (one DDP rank per dask worker, gloo)
@@ -33,10 +39,15 @@ import time
 import warnings
 from pathlib import Path
 
+if __name__ == "__main__" and not __package__:  # `python benchmarks/train.py`: import as the package
+    _here = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _here]
+    sys.path.insert(0, os.path.dirname(_here))
+
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _memory import peak_rss, reset_hwm
+from benchmarks._memory import peak_rss, reset_hwm
+from benchmarks.harness import Tool
 
 warnings.simplefilter("ignore")
 
@@ -166,6 +177,203 @@ def _ddp_scaling(spec, train, epochs, seed):
         out[n] = {"samples_per_s": res.samples_per_second, "final_loss": res.losses[-1]}
     out["efficiency"] = out[2]["samples_per_s"] / (2 * out[1]["samples_per_s"])
     return out
+
+
+_DATA: dict = {}
+
+
+def lai_rows(ctx, rows: int, seed: int = 0):
+    """The LAI task's rows (built once per process: ``train`` and ``dask_scaling`` share them)."""
+    key = (rows, seed)
+    if key not in _DATA:
+        work = ctx.scratch / "data"
+        work.mkdir(parents=True, exist_ok=True)
+        spec, train, test, _ = _lai_data(work, rows, seed)
+        _DATA.clear()
+        _DATA[key] = (spec, train, test)
+    return _DATA[key]
+
+
+def _sizes(quick: bool) -> dict:
+    return ({"rows": 20_000, "trees": 100, "epochs": 3} if quick else {"rows": 50_000, "trees": 200, "epochs": 5})
+
+
+def bench(ctx, seed: int = 0) -> None:
+    """Harness entry: XGBoost and the MLP against HistGradientBoosting and a random forest, same rows."""
+    import torch
+    from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+
+    from pipeline.config import TrainingConfig
+    from pipeline.config.models import MLPParams, XGBoostParams
+    from pipeline.models import model_class
+
+    size = _sizes(ctx.quick)
+    torch.set_num_threads(ctx.threads)  # every tool uses all the cores here
+    spec, train, test = lai_rows(ctx, size["rows"], seed)
+    y = train[spec.target].to_numpy()
+    ok = np.isfinite(y)
+    X = train[list(spec.features)]
+    Xt = test[list(spec.features)]
+    trees = size["trees"]
+
+    def xgb():
+        params = XGBoostParams(n_estimators=trees, max_depth=8, learning_rate=0.1, early_stopping_rounds=None)
+        return model_class("xgboost")(spec, params, seed=seed).fit(train, y)
+
+    def mlp():
+        m = model_class("mlp")(spec, MLPParams(), seed=seed)
+        m.configure_training(TrainingConfig(max_epochs=size["epochs"], batch_size=2048, learning_rate=2e-3))
+        return m.fit(train, y)
+
+    def hgb():  # max_leaf_nodes=None: depth-8 trees like XGBoost's (HGB's default caps a tree at 31 leaves)
+        return HistGradientBoostingRegressor(max_iter=trees, max_depth=8, max_leaf_nodes=None, learning_rate=0.1,
+                                             early_stopping=False, categorical_features="from_dtype",
+                                             random_state=seed).fit(X[ok], y[ok])
+
+    def rf():  # the demo config's forest
+        return RandomForestRegressor(n_estimators=40, max_depth=12, max_features=0.5, max_samples=0.5, n_jobs=-1,
+                                     random_state=seed).fit(X[ok], y[ok])
+
+    scores = {}
+
+    def agreement(out):
+        yt = test[spec.target].to_numpy()
+        text = {}
+        for key, model in out.items():
+            pred = model.predict(Xt if key in ("hgb", "random-forest") else test)
+            scores[key] = _score("lai", yt, np.asarray(pred))
+            text[key] = f"test RMSE {scores[key]['rmse']:.4f}, R² {scores[key]['r2']:.3f}"
+        return text
+
+    title = (f"LAI table, {len(train):,} training rows x {len(spec.features)} features (demo data, Iberia), "
+             f"{trees} trees of depth 8, MLP {size['epochs']} epochs; fit time")
+    ctx.compare("lai-table", title, [
+        Tool("xgboost", xgb, "terrascale", "terrascale xgboost (hist)", note=f"{ctx.threads} threads"),
+        Tool("mlp", mlp, "terrascale", "terrascale mlp (torch)"),
+        Tool("hgb", hgb, "peer", "scikit-learn HistGradientBoosting", note="max_leaf_nodes=None (equal trees)"),
+        Tool("random-forest", rf, "peer", "scikit-learn RandomForest", note="40 trees, depth 12, half the rows"),
+    ], reference="xgboost", agreement=agreement, info={"rows": len(train)})
+    ctx.metric("scores", scores)
+    if not ctx.quick:
+        models_table(ctx, spec, train, test, size["epochs"], seed)
+
+
+def models_table(ctx, lai_spec, lai_train, lai_test, epochs: int, seed: int) -> None:
+    """Every model of both tasks, one fit each (the table of the standalone script)."""
+    lulc_spec, lulc_train, lulc_test = _lulc_data(ctx.scratch / "data" / "demo" / "inputs")
+    rows = []
+    for kind in ("climatology", "xgboost", "random_forest", "ridge", "mlp", "unet"):
+        rows.append(_run_model(kind, lai_spec, lai_train, lai_test, epochs, seed))
+    for kind in ("coarse_prior", "parent_majority", "xgboost", "random_forest", "logistic", "mlp", "unet"):
+        rows.append(_run_model(kind, lulc_spec, lulc_train, lulc_test, epochs, seed))
+    ctx.metric("models", rows)
+    rec = []
+    for r in rows:
+        score = (f"RMSE {r['rmse']:.3f}, R² {r['r2']:.3f}" if r["task"] == "lai"
+                 else f"accuracy {r['accuracy']:.3f}, log-loss {r['log_loss']:.3f}")
+        rec.append({"key": f"{r['task']}:{r['model']}", "role": "terrascale", "samples": [r["fit_s"]],
+                    "peak_mb": r["peak_mb"], "note": f"{score}; predict {r['predict_rows_per_s']:,.0f} rows/s"})
+    ctx.record("models", f"every model, one fit each (LAI {len(lai_train):,} rows, LULC {len(lulc_train):,} rows)",
+               rec, ratios=False)
+
+
+class _Clusters:
+    """Local dask clusters of 1 and 2 single-thread workers, both up while the tools alternate."""
+
+    def __init__(self, sizes=(1, 2)):
+        self.sizes = sizes
+        self.clients = {}
+        self._clusters = []
+
+    def __enter__(self):
+        import distributed
+
+        for n in self.sizes:
+            cl = distributed.LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+                                          silence_logs=40)
+            self._clusters.append(cl)
+            self.clients[n] = distributed.Client(cl)
+        return self
+
+    def __exit__(self, *exc):
+        for c in self.clients.values():
+            c.close()
+        for cl in self._clusters:
+            cl.close()
+        return False
+
+
+def bench_dask(ctx, seed: int = 0) -> None:
+    """Harness entry: data-parallel training with 1 and 2 dask workers, interleaved; the 2-worker efficiency."""
+    from pipeline.train import fit_data_parallel
+
+    size = _sizes(ctx.quick)
+    spec, train, _ = lai_rows(ctx, size["rows"], seed)
+    num = [c for c in spec.features if c not in spec.categorical]
+    X = train[num].to_numpy(np.float32)
+    X = np.nan_to_num((X - np.nanmean(X, 0)) / (np.nanstd(X, 0) + 1e-6))
+    y = np.nan_to_num(train[spec.target].to_numpy(np.float32))
+    epochs = max(1, size["epochs"] - 1)
+    rates: dict[int, list[float]] = {1: [], 2: []}
+    with _Clusters() as cl:
+
+        def fit(n):
+            def run():
+                with cl.clients[n].as_current():
+                    res = fit_data_parallel(cl.clients[n], functools.partial(_mlp, X.shape[1]), X, y, epochs=epochs,
+                                            batch_size=4096, learning_rate=1e-3, seed=seed)
+                rates[n].append(res.samples_per_second)
+                return res
+            return run
+
+        workload = f"MLP 128x128, {len(X):,} rows x {epochs} epochs, global batch 4096, gloo"
+        ctx.compare("mlp-ddp-wall", f"{workload}: wall time of the call (data shipped, ranks set up, trained)", [
+            Tool("1-worker", fit(1), "terrascale", "1 dask worker x 1 thread"),
+            Tool("2-workers", fit(2), "terrascale", "2 dask workers x 1 thread"),
+        ], memory=False)
+    # the training steps only: each rank's own clock, from fit_data_parallel's samples/s
+    warm = {n: r[1:] if len(r) > 1 else r for n, r in rates.items()}  # the warm-up call is the first
+    n_samples = len(X) * epochs
+    steps = {n: [n_samples / r for r in warm[n]] for n in (1, 2)}
+    ctx.record("mlp-ddp", f"{workload}: training steps only (samples/s of the ranks)", [
+        {"key": "1-worker", "label": "1 dask worker x 1 thread", "samples": steps[1]},
+        {"key": "2-workers", "label": "2 dask workers x 1 thread", "samples": steps[2], "note": "ideal: 0.5x"}])
+    r1, r2 = float(np.median(warm[1])), float(np.median(warm[2]))
+    eff = r2 / (2 * r1) if r1 > 0 else None
+    ctx.metric("samples_per_s", {"1": r1, "2": r2})
+    ctx.metric("efficiency", eff)
+    ctx.metric("workload", workload)
+    ctx.note(f"MLP data-parallel: {r1:,.0f} samples/s with 1 worker, {r2:,.0f} with 2: efficiency {eff:.0%} "
+             f"(2 workers on {ctx.threads} cores shared with whatever else runs)")
+    if not ctx.quick:
+        _xgboost_dask_scaling(ctx, spec, train, seed)
+
+
+def _xgboost_dask_scaling(ctx, spec, train, seed: int) -> None:
+    """xgboost.dask with 1 and 2 workers, on fresh clusters (no worker state left by the DDP ranks)."""
+    import dask.dataframe as dd
+
+    from pipeline.config.models import XGBoostParams
+    from pipeline.train import fit_xgboost_dask
+
+    params = XGBoostParams(n_estimators=100, max_depth=8, early_stopping_rounds=None)
+    cols = [*spec.features, spec.target]
+    with _Clusters() as cl:
+
+        def fit(n):
+            ddf = dd.from_pandas(train[cols], npartitions=2 * n)
+
+            def run():
+                # as the default client too: with two clients in the process, fit_xgboost_dask hung on the
+                # other one's cluster when only passed its own
+                with cl.clients[n].as_current():
+                    return fit_xgboost_dask(cl.clients[n], ddf, spec, params, seed=seed)
+            return run
+
+        ctx.compare("xgboost-dask", f"xgboost.dask, {len(train):,} rows, 100 trees of depth 8", [
+            Tool("1-worker", fit(1), "terrascale", "1 dask worker x 1 thread"),
+            Tool("2-workers", fit(2), "terrascale", "2 dask workers x 1 thread", note="ideal: 0.5x"),
+        ], memory=False)
 
 
 def main(argv=None) -> int:

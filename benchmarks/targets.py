@@ -1,0 +1,118 @@
+"""The issues' performance targets, judged from a results document (never from a live run).
+
+Each target reads the cases and metrics that the benchmarks recorded (keys in
+:mod:`benchmarks.suite`'s modules) and gives ``met`` = True / False, or None when its inputs were
+not measured (a peer or benchmark skipped), with the measured value and a one-line detail.
+"""
+
+from __future__ import annotations
+
+from benchmarks.harness import find_case, find_tool, fmt_ratio
+
+#: scores within this relative margin count as equal (XGBoost against HistGradientBoosting)
+SCORE_TOLERANCE = 0.01
+
+
+def _target(name: str, goal: str, value, met, detail: str) -> dict:
+    return {"name": name, "goal": goal, "value": value, "met": met, "detail": detail}
+
+
+def _missing(name: str, goal: str, why: str) -> dict:
+    return _target(name, goal, None, None, f"not measured: {why}")
+
+
+def _status(doc: dict, bench: str) -> str:
+    b = doc.get("benchmarks", {}).get(bench)
+    if b is None:
+        return "not run"
+    return b["status"] + (f" ({b['reason']})" if b.get("reason") else "")
+
+
+def cdo_continuous(doc: dict) -> dict:
+    name, goal = "aggregation_vs_cdo", "aggregation >= 100x faster than CDO remapcon (continuous)"
+    case = find_case(doc, "aggregate", "continuous")
+    ours, cdo = find_tool(case, "terrascale"), find_tool(case, "cdo")
+    if not ours or not cdo:
+        why = "aggregate benchmark " + _status(doc, "aggregate") if case is None else "cdo or terrascale did not run"
+        if case is not None:
+            t = next((t for t in case["tools"] if t["key"] == "cdo"), None)
+            why = f"cdo {t['status']}: {t['reason']}" if t else why
+        return _missing(name, goal, why)
+    r = cdo["median"] / ours["median"]
+    return _target(name, goal, r, r >= 100, f"CDO {fmt_ratio(r)} slower ({case['title']})")
+
+
+def categorical_peer(doc: dict) -> dict:
+    name, goal = "categorical_vs_faster_peer", "class fractions >= 20x faster than the faster peer (one-hot)"
+    case = find_case(doc, "aggregate", "categorical")
+    ours = find_tool(case, "terrascale")
+    peers = [t for t in (find_tool(case, "cdo"), find_tool(case, "xarray-regrid")) if t]
+    if not ours or not peers:
+        return _missing(name, goal, "no peer or terrascale time on the categorical case"
+                        if case else "aggregate benchmark " + _status(doc, "aggregate"))
+    fastest = min(peers, key=lambda t: t["median"])
+    r = fastest["median"] / ours["median"]
+    others = "" if len(peers) == 2 else " (only one peer ran)"
+    return _target(name, goal, r, r >= 20, f"faster peer {fastest['label']}: {fmt_ratio(r)} slower{others}")
+
+
+def floor(doc: dict) -> dict:
+    name, goal = "aggregation_vs_floor", "aggregation within 5x of the one-pass floor (numpy sum over the input)"
+    case = find_case(doc, "aggregate", "continuous")
+    ours, flo = find_tool(case, "terrascale"), find_tool(case, "numpy-sum")
+    if not ours or not flo:
+        return _missing(name, goal, "aggregate benchmark " + _status(doc, "aggregate"))
+    r = ours["median"] / flo["median"]
+    return _target(name, goal, r, r <= 5, f"terrascale = {fmt_ratio(r)} the numpy sum ({case['title']})")
+
+
+def flatten(doc: dict) -> dict:
+    name, goal = "flatten_vs_memcpy", "flattening >= 50 % of memcpy throughput"
+    case = find_case(doc, "flatten", "throughput")
+    ours, cp = find_tool(case, "terrascale"), find_tool(case, "memcpy")
+    if not ours or not cp:
+        return _missing(name, goal, "flatten benchmark " + _status(doc, "flatten"))
+    r = cp["median"] / ours["median"]
+    return _target(name, goal, r, r >= 0.5, f"{r:.0%} of np.copy's throughput (same bytes, allocation included)")
+
+
+def xgboost_vs_hgb(doc: dict) -> dict:
+    name, goal = "xgboost_vs_hgb", "XGBoost at least as fast as HistGradientBoosting at equal or better score"
+    case = find_case(doc, "train", "lai-table")
+    x, h = find_tool(case, "xgboost"), find_tool(case, "hgb")
+    scores = (doc.get("benchmarks", {}).get("train") or {}).get("metrics", {}).get("scores", {})
+    if not x or not h or "xgboost" not in scores or "hgb" not in scores:
+        return _missing(name, goal, "train benchmark " + _status(doc, "train"))
+    speed = h["median"] / x["median"]
+    rx, rh = scores["xgboost"]["rmse"], scores["hgb"]["rmse"]
+    score_ok = rx <= rh * (1 + SCORE_TOLERANCE)
+    met = speed >= 1 and score_ok
+    return _target(name, goal, speed, met, f"HGB/XGBoost fit time {speed:.2f}; RMSE {rx:.4f} vs {rh:.4f} "
+                   f"({'equal or better' if score_ok else 'worse'} within {SCORE_TOLERANCE:.0%})")
+
+
+def ddp_efficiency(doc: dict) -> dict:
+    name, goal = "two_worker_efficiency", "2-worker data-parallel efficiency >= 75 %"
+    m = (doc.get("benchmarks", {}).get("dask_scaling") or {}).get("metrics", {})
+    eff = m.get("efficiency")
+    if eff is None:
+        return _missing(name, goal, "dask_scaling benchmark " + _status(doc, "dask_scaling"))
+    return _target(name, goal, eff, eff >= 0.75, f"{eff:.0%} (rate with 2 workers / twice the rate with 1; "
+                   f"{m.get('workload', '')})")
+
+
+def demo_wall(doc: dict) -> dict:
+    name, goal = "demo_under_5_min", "demo run (`make demo`) under 5 minutes"
+    m = (doc.get("benchmarks", {}).get("demo") or {}).get("metrics", {})
+    wall = m.get("total_wall_s")
+    if wall is None:
+        return _missing(name, goal, "demo benchmark " + _status(doc, "demo"))
+    return _target(name, goal, wall, wall < 300, f"{wall:.0f} s from {m.get('manifest')}")
+
+
+TARGETS = (cdo_continuous, categorical_peer, floor, flatten, xgboost_vs_hgb, ddp_efficiency, demo_wall)
+
+
+def evaluate_targets(doc: dict) -> list[dict]:
+    """Every target's verdict on a results document."""
+    return [t(doc) for t in TARGETS]
