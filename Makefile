@@ -40,7 +40,7 @@ demo: $(STAMP)
 	@echo "demo outputs: $(DEMO_DIR)/ (report: $(DEMO_DIR)/report.html, ESM files: $(DEMO_DIR)/esm/)"
 
 bench: $(STAMP)
-	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/python -m benchmarks
 
 # Build the CPU image here without a daemon or registry (debootstrap base + buildah, chroot
 # isolation) and run `terrascale info` and a tiny `terrascale run` inside it (root, ~8 minutes).
