@@ -211,7 +211,11 @@ def _task_keys(state: RunState, keys: dict, task: str, mk: dict, c: dict) -> Non
         up["predict/lulc"] = keys["predict/lulc"].key  # phase 2 follows phase 1: its land cover
     keys[f"predict/{task}"] = stage_parts(c, "predict", up)
     keys[f"aggregate/{task}"] = stage_parts(c, "aggregate", {"predict": keys[f"predict/{task}"].key})
-    keys[f"evaluate/{task}"] = stage_parts(c, "evaluate", {"predict": keys[f"predict/{task}"].key})
+    # the LULC evaluation scores the ESM files' class fractions too
+    up_eval = {"predict": keys[f"predict/{task}"].key}
+    if task == "lulc":
+        up_eval["aggregate"] = keys["aggregate/lulc"].key
+    keys[f"evaluate/{task}"] = stage_parts(c, "evaluate", up_eval)
 
 
 def _units(state: RunState) -> list[tuple[str, str | None]]:
@@ -233,6 +237,8 @@ def _upstream(name: str, tasks: Sequence[str]) -> list[str]:
         return ["features"]
     if stage == "predict":
         return [f"train/{task}"] + (["predict/lulc"] if task == "lai" and "lulc" in tasks else [])
+    if stage == "evaluate" and task == "lulc":
+        return ["predict/lulc", "aggregate/lulc"]
     if stage in ("aggregate", "evaluate"):
         return [f"predict/{task}"]
     return [f"{s}/{t}" for s in ("aggregate", "evaluate") for t in tasks]

@@ -569,8 +569,10 @@ def stage_evaluate(state: RunState, task: str) -> list[str]:
         # row of the test blocks, so that each test coarse cell is complete
         test = (frame["split"].astype(str) == "test").to_numpy()
         result.metrics = pd.concat([result.metrics, _fraction_rows(data, ev, families, test)], ignore_index=True)
-        result.metric_labels = {**result.metric_labels, "fraction_mae": "group fraction MAE"}
-        result.metric_directions = {**result.metric_directions, "fraction_mae": "lower"}
+        result.metrics = pd.concat([result.metrics, _esm_fraction_rows(state, families)], ignore_index=True)
+        result.metric_labels = {**result.metric_labels, "fraction_mae": "group fraction MAE",
+                                "class_fraction_mae": "class fraction MAE"}
+        result.metric_directions = {**result.metric_directions, "fraction_mae": "lower", "class_fraction_mae": "lower"}
     else:
         ev = pd.read_parquet(state.run_dir / "predictions" / "lai" / "eval.parquet")
         preds = {m: ev[f"pred__{m}"].to_numpy() for m in families}
@@ -609,6 +611,50 @@ def _ssim_rows(state: RunState, families: dict) -> pd.DataFrame:
     return pd.DataFrame([{"task": "lai", "model": m, "family": fam, "split": f"map of {when} (truth)",
                           "metric": "ssim", "value": ssim(truth, grid(mp[f"pred__{m}"].to_numpy())),
                           "lo": np.nan, "hi": np.nan} for m, fam in families.items() if f"pred__{m}" in mp])
+
+
+def _esm_fraction_rows(state: RunState, families: dict) -> pd.DataFrame:
+    """MAE of the product model's IGBP class fractions on each ESM grid against the 2019 map's.
+
+    The truth map, one-hot, goes through the same aggregation as the predictions
+    (:func:`pipeline.predict.esm.lulc_esm`), so both sides cover the same cells of each grid; the
+    mean is over the valid target cells and the classes.
+    """
+    import xarray as xr
+
+    from pipeline.predict import esm
+    from pipeline.predict.fields import N_IGBP_CLASSES
+
+    cfg = state.cfg
+    name = _read_json(state.run_dir / "predictions" / "lulc" / "predict.json", {}).get("product_model")
+    static = _open(state, "static", load=True)
+    truth = np.asarray(static["igbp"].transpose("lat", "lon").values)
+    onehot = np.full((1, 1, N_IGBP_CLASSES) + truth.shape, np.nan, np.float32)
+    valid = truth < N_IGBP_CLASSES
+    onehot[0, 0][:, valid] = 0.0
+    onehot[0, 0, truth[valid], np.flatnonzero(valid.ravel()) // truth.shape[1],
+           np.flatnonzero(valid.ravel()) % truth.shape[1]] = 1.0
+    prob = xr.DataArray(onehot, dims=("scenario", "time", "igbp_class", "lat", "lon"),
+                        coords={"scenario": ["observed"], "time": pd.to_datetime([f"{LULC_EVAL_YEAR}-01-01"]),
+                                "igbp_class": np.arange(N_IGBP_CLASSES), "lat": static["lat"].values,
+                                "lon": static["lon"].values})
+    rows = []
+    for grid in cfg.grids.targets:
+        path = state.run_dir / "esm" / f"lulc_fractions_{grid.replace(':', '_').replace('/', '_')}.nc"
+        if not path.exists() or name is None:
+            continue
+        with xr.open_dataset(path) as ds:
+            years = pd.DatetimeIndex(ds["time"].values).year
+            if LULC_EVAL_YEAR not in years:
+                continue
+            pred = ds["igbp_fraction"].isel(scenario=0, time=int(np.flatnonzero(years == LULC_EVAL_YEAR)[0])).load()
+        obs = esm.lulc_esm(prob, grid, crosswalk=cfg.aggregation.pft_crosswalk,
+                           global_output=cfg.aggregation.global_output)["igbp_fraction"].isel(scenario=0, time=0)
+        diff = np.abs(pred.values - obs.transpose(*pred.dims).values)
+        rows.append({"task": "lulc", "model": name, "family": families.get(name, ""),
+                     "split": f"{grid} grid, {LULC_EVAL_YEAR} (all cells)", "metric": "class_fraction_mae",
+                     "value": float(np.nanmean(diff)), "lo": np.nan, "hi": np.nan})
+    return pd.DataFrame(rows)
 
 
 def _fraction_rows(data, ev: pd.DataFrame, families: dict, rows: np.ndarray) -> pd.DataFrame:

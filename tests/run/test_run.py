@@ -85,6 +85,10 @@ def test_report_and_metrics_name_every_model(tiny_run):
     assert {"rmse", "r2", "kge"} <= set(lai["metric"])
     lulc = pd.read_csv(run_dir / "metrics/lulc/metrics.csv")
     assert {"coarse_prior", "xgboost", "mlp"} <= set(lulc["model"])
+    # class fractions of the product model on each ESM grid against the 2019 map's
+    esm = lulc[lulc["metric"] == "class_fraction_mae"]
+    assert sorted(esm["split"].str.split(" ").str[0]) == ["1deg", "N32"]
+    assert ((esm["value"] >= 0) & (esm["value"] < 0.5)).all()
 
 
 def test_second_run_reuses_everything(tiny_run, tmp_path):
