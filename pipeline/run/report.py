@@ -153,7 +153,16 @@ def _lai_task(state: RunState, cluster: str):
     splits = pd.DataFrame(meta.get("split_summary") or [])
     seasonal = parts.get("seasonal")
     if seasonal is not None and "zone" in seasonal:
-        seasonal["zone"] = seasonal["zone"].astype(str)
+        from pipeline.datasets.classes import KOPPEN_CLASSES
+
+        def zone_name(z) -> str:  # the panel titles: "C temperate", not a code
+            try:
+                letter, name, _ = KOPPEN_CLASSES[int(float(z))]
+            except (KeyError, ValueError):
+                return str(z)
+            return f"{letter} {name}"
+
+        seasonal["zone"] = seasonal["zone"].map(zone_name)
     return TaskReport(task="lai", title="Leaf area index reconstruction (monthly, 0.05°)", metrics=parts["metrics"],
                       headline=parts.get("headline"), metric_directions=parts["metric_directions"],
                       metric_labels=parts["metric_labels"], timing=_timings(state, "lai", cluster),
