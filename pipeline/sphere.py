@@ -8,7 +8,7 @@ import numpy as np
 
 from pipeline.errors import InputDataError
 
-__all__ = ["EARTH_RADIUS", "box_areas", "edges_from_centres", "sin_lat_diff"]
+__all__ = ["EARTH_RADIUS", "box_areas", "centre_grid_areas", "edges_from_centres", "sin_lat_diff"]
 
 #: Earth radius (m) used for cell areas in output files (CDO's default PlanetRadius).
 EARTH_RADIUS = 6_371_000.0
@@ -91,3 +91,25 @@ def edges_from_centres(
     if clip is not None:
         edges = np.clip(edges, *clip)
     return edges
+
+
+def centre_grid_areas(lat, lon, radius: float = EARTH_RADIUS) -> np.ndarray:
+    """Exact areas of the cells of a regular grid given by its ascending cell centres.
+
+    Edges from :func:`edges_from_centres` (latitude clipped to ±90°; a one-cell axis is 1° wide).
+
+    Parameters
+    ----------
+    lat, lon : array_like
+        1-D ascending cell centres (degrees).
+    radius : float
+        Sphere radius (m).
+
+    Returns
+    -------
+    numpy.ndarray
+        (nlat, nlon) areas (m²).
+    """
+    ey = edges_from_centres(lat, clip=(-90.0, 90.0), single_cell_width=1.0)
+    ex = edges_from_centres(lon, single_cell_width=1.0)
+    return box_areas(ey[:-1, None], ey[1:, None], ex[None, :-1], ex[None, 1:], radius)

@@ -55,3 +55,16 @@ def test_temporary_siblings_are_hidden_unique_and_carry_the_pid(tmp_path):
     a, b = temporary_sibling(tmp_path / "out.nc"), temporary_sibling(tmp_path / "out.nc")
     assert a != b and a.parent == tmp_path
     assert a.name.startswith(f".out.nc.tmp-{os.getpid()}-")
+
+
+def test_centre_grid_areas_tile_the_sphere():
+    import numpy as np
+
+    from pipeline.sphere import EARTH_RADIUS, box_areas, centre_grid_areas
+
+    lat = np.arange(-89.5, 90.0, 1.0)
+    lon = np.arange(-179.5, 180.0, 1.0)
+    areas = centre_grid_areas(lat, lon)
+    assert areas.shape == (180, 360)
+    np.testing.assert_allclose(areas.sum(), 4 * np.pi * EARTH_RADIUS**2, rtol=1e-12)
+    np.testing.assert_allclose(areas[10, 7], box_areas(-80.0, -79.0, -173.0, -172.0), rtol=1e-12)

@@ -28,7 +28,14 @@ Modules
 from __future__ import annotations
 
 from pipeline.catalog.archive import ARCHIVE_INFO, CHECKSUMS_FILE, archive_name, export_model, open_archive
-from pipeline.catalog.checksums import directory_sha256, file_sha256, files_digest, input_checksums, verify_files
+from pipeline.catalog.checksums import (
+    directory_sha256,
+    file_checksums,
+    file_sha256,
+    files_digest,
+    input_checksums,
+    verify_files,
+)
 from pipeline.catalog.index import (
     CATALOG_DIR,
     Catalog,
@@ -64,6 +71,7 @@ __all__ = [
     "directory_sha256",
     "entry_id",
     "export_model",
+    "file_checksums",
     "file_sha256",
     "files_digest",
     "find_entry",

@@ -13,8 +13,10 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from pipeline.errors import InputDataError
+from pipeline.models.safe_files import file_sha256  # the one sha256 of a file: saved models use it too
 
-__all__ = ["BLOCK_SIZE", "directory_sha256", "file_sha256", "files_digest", "input_checksums", "verify_files"]
+__all__ = ["BLOCK_SIZE", "directory_sha256", "file_checksums", "file_sha256", "files_digest", "input_checksums",
+           "verify_files"]
 
 #: bytes read at a time
 BLOCK_SIZE = 1 << 20
@@ -26,22 +28,9 @@ def _stream(path: Path, h) -> None:
             h.update(block)
 
 
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file, read in 1 MiB blocks.
-
-    Parameters
-    ----------
-    path : str or Path
-        A regular file.
-
-    Returns
-    -------
-    str
-        The hex digest.
-    """
-    h = hashlib.sha256()
-    _stream(Path(path), h)
-    return h.hexdigest()
+def file_checksums(directory: str | Path) -> dict[str, str]:
+    """Relative POSIX path → sha256 of every file under ``directory`` (a model's ``files`` record)."""
+    return {rel: file_sha256(path) for rel, path in _files(Path(directory))}
 
 
 def _files(directory: Path) -> Iterator[tuple[str, Path]]:

@@ -20,7 +20,7 @@ import xarray as xr
 from pipeline.errors import InputDataError
 from pipeline.features.broadcast import make_broadcast
 from pipeline.features.cells import make_cell_index
-from pipeline.sphere import box_areas, edges_from_centres
+from pipeline.sphere import centre_grid_areas
 
 __all__ = ["LulcTable", "lulc_table"]
 
@@ -55,12 +55,6 @@ class LulcTable:
     lon: np.ndarray
     coarse_lat: np.ndarray
     coarse_lon: np.ndarray
-
-
-def _cell_areas(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    ey = edges_from_centres(lat, clip=(-90.0, 90.0), single_cell_width=1.0)
-    ex = edges_from_centres(lon, single_cell_width=1.0)
-    return box_areas(ey[:-1, None], ey[1:, None], ex[None, :-1], ex[None, 1:])
 
 
 def lulc_table(static: xr.Dataset, fractions: xr.DataArray, *, target: str | None = "igbp",
@@ -107,7 +101,7 @@ def lulc_table(static: xr.Dataset, fractions: xr.DataArray, *, target: str | Non
     bc = make_broadcast(index, frac.to_dataset(name="f"), "parent", var=str(fractions.name), store="lulc_coarse.zarr")
     parent = bc.idx[0].astype(np.int64)
     cols: dict[str, np.ndarray] = {"cell": index.cells.astype(np.int64), "parent": parent,
-                                   "area": _cell_areas(lat, lon).ravel()[index.cells]}
+                                   "area": centre_grid_areas(lat, lon).ravel()[index.cells]}
     fy, fx = index.lat_lon()
     for name in static_columns:
         if name == "lat":

@@ -17,6 +17,7 @@ import pandas as pd
 
 from pipeline.io import open_dataset
 from pipeline.run.state import RunState
+from pipeline.sphere import centre_grid_areas
 
 __all__ = ["build_context", "stage_report"]
 
@@ -186,16 +187,14 @@ def _drift(state: RunState) -> pd.DataFrame | None:
         return None
     last = pd.DatetimeIndex(train["time"].to_numpy()).year.max()
     years = pd.DatetimeIndex(frame["time"].to_numpy()).year.to_numpy()
-    scen = frame["scenario"]
-    codes = scen.cat.codes.to_numpy() if isinstance(scen.dtype, pd.CategoricalDtype) else None
+    from pipeline.train.tasks import scenario_rows
+
     cols = [c for c in spec.features if c not in ("year", "lat", "lon", "month_sin", "month_cos")]
     rng = np.random.default_rng(state.cfg.seed)
     t = train.iloc[np.sort(rng.choice(len(train), min(_DRIFT_ROWS, len(train)), replace=False))]
     out = []
-    names = list(scen.cat.categories) if codes is not None else sorted(scen.astype(str).unique())
-    for k, s in enumerate(names):
-        in_s = codes == k if codes is not None else (scen.astype(str) == s).to_numpy()
-        rows = frame[in_s & (years > last)]
+    for s in data.extra["scenarios"]:
+        rows = frame[scenario_rows(frame, str(s)) & (years > last)]
         if rows.empty:
             continue
         rows = rows.iloc[np.sort(rng.choice(len(rows), min(_DRIFT_ROWS, len(rows)), replace=False))]
@@ -205,14 +204,6 @@ def _drift(state: RunState) -> pd.DataFrame | None:
     return pd.concat(out, ignore_index=True) if out else None
 
 
-def _area_weights(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    from pipeline.sphere import box_areas, edges_from_centres
-
-    ey = edges_from_centres(lat, clip=(-90.0, 90.0), single_cell_width=1.0)
-    ex = edges_from_centres(lon, single_cell_width=1.0)
-    return box_areas(ey[:-1, None], ey[1:, None], ex[None, :-1], ex[None, 1:])
-
-
 def _series(state: RunState) -> tuple[pd.DataFrame | None, str | None]:
     """Regional annual means of the products per scenario: LAI and the main group fractions."""
 
@@ -220,7 +211,7 @@ def _series(state: RunState) -> tuple[pd.DataFrame | None, str | None]:
     lai_path = state.run_dir / "predictions" / "lai" / "lai.zarr"
     if lai_path.exists():
         lai = open_dataset(lai_path, chunks={})["lai"]
-        w = _area_weights(lai["lat"].values, lai["lon"].values)
+        w = centre_grid_areas(lai["lat"].values, lai["lon"].values)
         models.append(f"LAI: {lai.attrs.get('model') or _json(lai_path.parent / 'predict.json', {}).get('product_model')}")
         for s in lai["scenario"].values:
             x = lai.sel(scenario=s)
@@ -236,7 +227,7 @@ def _series(state: RunState) -> tuple[pd.DataFrame | None, str | None]:
 
         table = load_class_table().frame
         prob = open_dataset(lulc_path, chunks={})["probability"]
-        w = _area_weights(prob["lat"].values, prob["lon"].values)
+        w = centre_grid_areas(prob["lat"].values, prob["lon"].values)
         models.append(f"LULC: {_json(lulc_path.parent / 'predict.json', {}).get('product_model')}")
         codes = np.asarray(prob["igbp_class"].values)
         for g in _SERIES_GROUPS:

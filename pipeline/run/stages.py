@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from pipeline.catalog import file_checksums
 from pipeline.errors import ConfigError, InputDataError
 from pipeline.io import open_dataset
 from pipeline.run.state import RunState
@@ -129,13 +130,7 @@ def stage_features(state: RunState) -> list[str]:
 
     out = []
     if "lai" in state.cfg.tasks:
-        label = "features"
-
-        def progress(done, total):
-            if state.progress is not None:
-                state.progress(label, done, total)
-
-        meta = run_features(state.cfg, progress=progress, notify=state.say)
+        meta = run_features(state.cfg, progress=state.progress_of("features"), notify=state.say)
         state.say(f"features: {meta['rows']:,} LAI rows x {len(meta['columns'])} columns")
         out.append("features/features.json")
     if "lulc" in state.cfg.tasks:
@@ -232,7 +227,7 @@ def stage_train(state: RunState, task: str, todo: list, keys: dict[str, str]) ->
             state.rd.manifest.setdefault("models", {}).setdefault(task, {})[name] = {
                 "key": keys[name], "path": rec["path"], "kind": entry.kind, "family": rec["family"],
                 "fit_seconds": rec["fit_seconds"], "valid_score": rec["valid_score"],
-                "files": _checksums(state.run_dir / rec["path"])}
+                "files": file_checksums(state.run_dir / rec["path"])}
             state.rd.save()  # a model finished survives an interrupt of the next one
             score = "" if rec["valid_score"] is None else f", validation {_score_name(task)} {rec['valid_score']:.4g}"
             state.say(f"train/{task}: {name} fitted on {rec['rows']:,} rows in {rec['fit_seconds']:.1f} s "
@@ -268,7 +263,7 @@ def _install_imported(state: RunState, task: str, todo: list, keys: dict, record
         state.rd.manifest.setdefault("models", {}).setdefault(task, {})[name] = {
             "key": keys[name], "path": f"models/{task}/{name}", "kind": model.kind, "family": model.family,
             "fit_seconds": rec.get("fit_seconds"), "valid_score": rec.get("valid_score"),
-            "files": _checksums(out_dir / name), "imported_from": m["archive"], "entry": m.get("entry")}
+            "files": file_checksums(out_dir / name), "imported_from": m["archive"], "entry": m.get("entry")}
         state.rd.save()
         state.say(f"train/{task}: {name} imported from {m['archive']}")
     names = [m["name"] for m in state.imported[task]]
@@ -315,16 +310,6 @@ def _entries(state: RunState, task: str) -> list:
     from pipeline.train.stage import task_entries
 
     return task_entries(state.cfg, task)  # imported models take the other path (_install_imported)
-
-
-def _checksums(directory: Path) -> dict[str, str]:
-    import hashlib
-
-    out = {}
-    for f in sorted(directory.rglob("*")):
-        if f.is_file():
-            out[str(f.relative_to(directory))] = hashlib.sha256(f.read_bytes()).hexdigest()
-    return out
 
 
 def _read_json(path: Path, default):
@@ -395,14 +380,10 @@ def _predict_lulc(state: RunState) -> list[str]:
     valid.ravel()[frame["cell"].to_numpy()] = True
     state.say(f"predict/lulc: {name} downscales {len(cfg.data.scenarios)} scenario(s) x {len(years)} year(s)")
 
-    def progress(done, total):
-        if state.progress is not None:
-            state.progress("predict/lulc", done, total)
-
     predict_lulc_fields(model, spec, _open(state, "static", load=True), _open(state, "lulc"), out / "lulc.zarr",
                         scenarios=cfg.data.scenarios, years=years, valid=valid,
                         static_columns=data.extra["static_columns"], allocation=cfg.predict.lulc_allocation,
-                        attrs={**_attrs(state, "predict"), "model": name}, progress=progress)
+                        attrs={**_attrs(state, "predict"), "model": name}, progress=state.progress_of("predict/lulc"))
     _write_json(out / "predict.json", {"product_model": name, "predict_seconds": timing, "years": years,
                                        "scenarios": list(cfg.data.scenarios)})
     return ["predictions/lulc/eval.parquet", "predictions/lulc/lulc.zarr", "predictions/lulc/predict.json"]
@@ -424,24 +405,15 @@ def _lai_eval_rows(state: RunState) -> tuple[pd.DataFrame, pd.DataFrame]:
     years = pd.DatetimeIndex(frame["time"].to_numpy()).year.to_numpy()
     ty = state.cfg.splits.test_years
     observed = np.isfinite(frame[data.spec.target].to_numpy(np.float64))
-    in_scen = _is_scenario(frame, first)
+    from pipeline.train.tasks import scenario_rows
+
+    in_scen = scenario_rows(frame, first)
     if ty is not None:
         in_years = (years >= ty[0]) & (years <= ty[1])
     else:
         in_years = years == years[observed].max() if observed.any() else years == years.max()
     rows = frame[in_scen & in_years]
     return rows, data.frame.iloc[:0]
-
-
-def _is_scenario(frame: pd.DataFrame, name: str | None) -> np.ndarray:
-    """Rows of scenario ``name`` (all rows for ``None``), through the category codes: millions of rows."""
-    if name is None or "scenario" not in frame:
-        return np.ones(len(frame), bool)
-    col = frame["scenario"]
-    if isinstance(col.dtype, pd.CategoricalDtype):
-        cats = [str(c) for c in col.cat.categories]
-        return col.cat.codes.to_numpy() == (cats.index(name) if name in cats else -2)
-    return col.astype(str).to_numpy() == name
 
 
 def _predict_lai(state: RunState) -> list[str]:
@@ -484,14 +456,10 @@ def _predict_lai(state: RunState) -> list[str]:
     state.say(f"predict/lai: {name} predicts {meta['rows']:,} rows (every scenario and month)"
               + (f"; land cover after {LULC_EVAL_YEAR} from the downscaled LULC maps" if use_lulc else ""))
 
-    def progress(done, total):
-        if state.progress is not None:
-            state.progress("predict/lai", done, total)
-
     predict_lai_fields(model, state.run_dir / "features", out / "lai.zarr", lat=data.lat, lon=data.lon,
                        scenarios=meta["scenarios"], times=meta["times"],
                        lulc_store=lulc_store if use_lulc else None, observed_until=LULC_EVAL_YEAR if use_lulc else None,
-                       attrs={**_attrs(state, "predict"), "model": name}, progress=progress)
+                       attrs={**_attrs(state, "predict"), "model": name}, progress=state.progress_of("predict/lai"))
     _write_json(out / "predict.json", {"product_model": name, "predict_seconds": timing, "eval_rows": int(len(rows)),
                                        "map_time": str(map_time), "land_cover_from_lulc": bool(use_lulc)})
     return ["predictions/lai/eval.parquet", "predictions/lai/map.parquet", "predictions/lai/lai.zarr",

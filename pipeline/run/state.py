@@ -63,6 +63,12 @@ class RunState:
         log.info(message)
         self.notify(message)
 
+    def progress_of(self, label: str) -> Callable[[int, int], None] | None:
+        """A ``progress(done, total)`` callback reporting under ``label`` (``None`` without a progress display)."""
+        if self.progress is None:
+            return None
+        return lambda done, total: self.progress(label, done, total)
+
     def cached(self, name: str, make: Callable[[], Any]) -> Any:
         """A value computed once per run (opened stores, task tables)."""
         if name not in self._cache:

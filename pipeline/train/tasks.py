@@ -23,9 +23,10 @@ import xarray as xr
 
 from pipeline.errors import InputDataError
 from pipeline.models.base import TaskSpec
+from pipeline.sphere import centre_grid_areas
 from pipeline.train.stage import NON_FEATURE_COLUMNS
 
-__all__ = ["LAI_OBS", "LULC_TRUTH", "TaskData", "lai_task", "lulc_task", "task_columns"]
+__all__ = ["LAI_OBS", "LULC_TRUTH", "TaskData", "lai_task", "lulc_task", "scenario_rows", "task_columns"]
 
 #: the observed LAI variable of ``lai.zarr`` (the training target of the LAI task)
 LAI_OBS = "lai_obs"
@@ -74,6 +75,20 @@ class TaskData:
         return parent, class_group, coarse
 
 
+def scenario_rows(frame: pd.DataFrame, name: str | None) -> np.ndarray:
+    """Boolean rows of scenario ``name`` (every row for ``None`` or a table without scenarios).
+
+    Compared through the category codes: a string compare of millions of rows takes seconds.
+    """
+    if not name or "scenario" not in frame:
+        return np.ones(len(frame), bool)
+    col = frame["scenario"]
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        cats = [str(c) for c in col.cat.categories]
+        return col.cat.codes.to_numpy() == (cats.index(name) if name in cats else -2)
+    return col.astype(str).to_numpy() == name
+
+
 def task_columns(frame: pd.DataFrame, target: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The predictor and categorical columns of a task table (everything but identity, target and bookkeeping)."""
     drop = {*NON_FEATURE_COLUMNS, *_BOOKKEEPING, target}
@@ -86,14 +101,6 @@ def _block_column(lat: np.ndarray, lon: np.ndarray, cells: np.ndarray, block_siz
     from pipeline.features.splits import block_ids
 
     return np.asarray(block_ids(lat, lon, block_size_deg)).ravel()[cells].astype(np.int32)
-
-
-def _areas(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
-    from pipeline.sphere import box_areas, edges_from_centres
-
-    ey = edges_from_centres(lat, clip=(-90.0, 90.0), single_cell_width=1.0)
-    ex = edges_from_centres(lon, single_cell_width=1.0)
-    return box_areas(ey[:-1, None], ey[1:, None], ex[None, :-1], ex[None, 1:]).ravel()
 
 
 def lulc_task(static: xr.Dataset, coarse: xr.Dataset, splits, *, seed: int = 0, fractions: str = LULC_TRUTH,
@@ -194,15 +201,7 @@ def lai_task(frame: pd.DataFrame, meta: dict, lai_store: xr.Dataset, splits, *, 
     obs_times = pd.DatetimeIndex(np.asarray(da["time"].values, "datetime64[ns]"))
     times = pd.DatetimeIndex(frame["time"].to_numpy())
     first = str(meta["scenarios"][0]) if meta.get("scenarios") else None
-    if first and "scenario" in frame:
-        col = frame["scenario"]
-        if isinstance(col.dtype, pd.CategoricalDtype):  # codes: a string compare of millions of rows is slow
-            cats = [str(c) for c in col.cat.categories]
-            in_first = col.cat.codes.to_numpy() == (cats.index(first) if first in cats else -2)
-        else:
-            in_first = col.astype(str).to_numpy() == first
-    else:
-        in_first = np.ones(len(frame), bool)
+    in_first = scenario_rows(frame, first)
     pos = obs_times.get_indexer(times)
     take = in_first & (pos >= 0)
     values = np.full(len(frame), np.nan, np.float32)
@@ -213,7 +212,7 @@ def lai_task(frame: pd.DataFrame, meta: dict, lai_store: xr.Dataset, splits, *, 
         values[take] = block[row, frame["cell"].to_numpy()[take]]
     frame = frame.assign(**{obs: values})
     cells = frame["cell"].to_numpy()
-    frame["area"] = _areas(lat, lon)[cells]
+    frame["area"] = centre_grid_areas(lat, lon).ravel()[cells]
     frame["block"] = _block_column(lat, lon, cells, splits.block_size_deg)
     features, categorical = task_columns(frame, obs)
     spec = TaskSpec(task="lai", target=obs, features=features, categorical=categorical, land_cover="igbp",
