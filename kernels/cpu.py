@@ -4,10 +4,18 @@ Race freedom:
 
 * sparse kernels sort the links by destination (an O(n_links) counting sort) and run
   ``prange`` over destination cells, so each output cell is written by one thread only;
-* separable kernels work on blocks of row links: ``prange`` over the row links of a block, each
-  writing a thread-private row buffer of shape (n_dst_cols, ...), then ``prange`` over target
-  columns to add the block's buffers into the output. Memory is O(block * n_dst_cols), never
-  proportional to the input map, so callers can stream row chunks and add into ``out=``.
+* the separable class and min/max kernels work on blocks of row links: ``prange`` over the row
+  links of a block, each writing a thread-private row buffer of shape (n_dst_cols, ...), then
+  ``prange`` over target columns to add the block's buffers into the output. Memory is
+  O(block * n_dst_cols), never proportional to the input map, so callers can stream row chunks
+  and add into ``out=``;
+* the separable weighted sum goes rows first: per target row (and block of source columns, one
+  task each) the row-weighted column profiles ``sum_i w_i x[i, j]`` (and the valid weight, the
+  squares) in long unit-stride loops, then per target row (one thread each) the column runs over
+  the profiles. Per-run work is paid once per target row instead of once per source row, which
+  made it ~5x faster on 0.1 deg -> 1 deg (short runs of 10 columns). Profiles are held for at most
+  ``_BUF_BYTES`` of target rows at a time. The sum over the source rows of one call is grouped
+  per target row, so streaming the same rows in other chunks changes the result by rounding only.
 
 Separable inner loops work on *runs* of column links (consecutive source columns with one target
 column and, to RUN_RTOL, equal weight, see :func:`col_runs`): a run sums x (or counts classes with
@@ -258,43 +266,66 @@ def sparse_min_max(x, src, dst, n_dst, *, out=None):
 
 
 @njit(parallel=True, cache=True)
-def _sep_ws(x, rsrc, rdst, rw, j0, ln, rq, rwt, num, den, sq, squares, block):
+def _sep_ws(x, ksrc, kw, koff, dsts, j0, ln, rq, rwt, num, den, sq, squares, jlo, cb, prof):
+    # phase 1: per target row d and block of source columns, the row-weighted column profiles
+    # sum_i w_i x[i, j], sum_i w_i [x finite], sum_i w_i x^2: long unit-stride loops over j
     nb = x.shape[0]
-    n_rl = rsrc.size
-    ncol = num.shape[2]
-    nacc = 3 if squares else 2
-    buf = np.empty((block, nacc, nb, ncol))
-    for start in range(0, n_rl, block):
-        m = min(block, n_rl - start)
-        for t in prange(m):
-            i = rsrc[start + t]
-            buf[t, :, :, :] = 0.0
+    nd = dsts.size
+    width = prof.shape[3]
+    ncb = (width + cb - 1) // cb
+    for task in prange(nd * ncb):
+        d = task // ncb
+        c0 = (task % ncb) * cb
+        c1 = min(width, c0 + cb)
+        prof[d, :, :, c0:c1] = 0.0
+        for k in range(koff[d], koff[d + 1]):
+            i = ksrc[k]
+            w = kw[k]
             for b in range(nb):
-                for r in range(j0.size):
-                    s = 0.0
-                    s2 = 0.0
-                    n = 0.0
-                    for j in range(j0[r], j0[r] + ln[r]):
-                        v = np.float64(x[b, i, j])
-                        if v - v == 0.0:
-                            s += v
-                            s2 += v * v
-                            n += 1.0
-                    q = rq[r]
-                    wr = rwt[r]
-                    buf[t, 0, b, q] += wr * s
-                    buf[t, 1, b, q] += wr * n
+                row = x[b, i, jlo + c0:jlo + c1]
+                pn = prof[d, 0, b, c0:c1]
+                pd = prof[d, 1, b, c0:c1]
+                if squares:
+                    ps = prof[d, 2, b, c0:c1]
+                    for j in range(c1 - c0):
+                        v = np.float64(row[j])
+                        ok = v - v == 0.0
+                        pn[j] += w * v if ok else 0.0
+                        pd[j] += w if ok else 0.0
+                        ps[j] += w * v * v if ok else 0.0
+                else:
+                    for j in range(c1 - c0):
+                        v = np.float64(row[j])
+                        ok = v - v == 0.0
+                        pn[j] += w * v if ok else 0.0
+                        pd[j] += w if ok else 0.0
+    # phase 2: the runs of column links over the profiles (one target row per thread: no races)
+    for d in prange(nd):
+        p = dsts[d]
+        for b in range(nb):
+            for r in range(j0.size):
+                s = 0.0
+                n = 0.0
+                s2 = 0.0
+                for j in range(j0[r] - jlo, j0[r] - jlo + ln[r]):
+                    s += prof[d, 0, b, j]
+                    n += prof[d, 1, b, j]
                     if squares:
-                        buf[t, 2, b, q] += wr * s2
-        for q in prange(ncol):
-            for t in range(m):
-                p = rdst[start + t]
-                w = rw[start + t]
-                for b in range(nb):
-                    num[b, p, q] += w * buf[t, 0, b, q]
-                    den[b, p, q] += w * buf[t, 1, b, q]
-                    if squares:
-                        sq[b, p, q] += w * buf[t, 2, b, q]
+                        s2 += prof[d, 2, b, j]
+                q = rq[r]
+                num[b, p, q] += rwt[r] * s
+                den[b, p, q] += rwt[r] * n
+                if squares:
+                    sq[b, p, q] += rwt[r] * s2
+
+
+def _by_target_row(rsrc, rdst, rw):
+    """Row links grouped by target row (stable: source order kept within a row): the source rows and
+    weights, the CSR offsets per target row present, and those target rows."""
+    order = np.argsort(rdst, kind="stable")
+    kd = rdst[order]
+    dsts, starts = np.unique(kd, return_index=True)
+    return rsrc[order], rw[order], np.append(starts, kd.size).astype(np.int64), dsts
 
 
 def separable_weighted_sum(x, rows, cols, n_dst_rows, n_dst_cols, *, squares=False, out=None):
@@ -306,10 +337,24 @@ def separable_weighted_sum(x, rows, cols, n_dst_rows, n_dst_cols, *, squares=Fal
     shapes = [(nb, n_dst_rows, n_dst_cols)] * len(names)
     res = tuple(np.zeros(s) for s in shapes) if out is None else check_out(out, shapes, names)
     j0, ln, rq, rwt = col_runs(csrc, cdst, cw)
+    if not (rsrc.size and j0.size):
+        return res
     sq = res[2] if squares else np.zeros((1, 1, 1))
-    block = _block_size(rsrc.size, len(names) * nb * n_dst_cols * 8)
-    if rsrc.size and j0.size:
-        _sep_ws(x, rsrc, rdst, rw, j0, ln, rq, rwt, res[0], res[1], sq, squares, block)
+    ksrc, kw, koff, dsts = _by_target_row(rsrc, rdst, rw)
+    jlo, jhi = int(j0.min()), int((j0 + ln).max())
+    width = jhi - jlo
+    # target rows per pass: their profiles (len(names) x nb x width doubles each) within _BUF_BYTES
+    per_row = len(names) * nb * width * 8
+    step = max(1, _BUF_BYTES // max(per_row, 1))
+    nt = numba.get_num_threads()
+    for a in range(0, dsts.size, step):
+        b = min(dsts.size, a + step)
+        nd = b - a
+        # enough (row, column block) tasks for every thread, blocks of at least 512 columns
+        ncb = max(1, min(-(-4 * nt // nd), width // 512))
+        cb = -(-width // ncb)
+        prof = np.empty((nd, len(names), nb, width))
+        _sep_ws(x, ksrc, kw, koff[a:b + 1], dsts[a:b], j0, ln, rq, rwt, res[0], res[1], sq, squares, jlo, cb, prof)
     return res
 
 

@@ -11,7 +11,7 @@ cells that overlap a regional input, :func:`pipeline.aggregate.overlap_cells`): 
 and finished arrays then hold those cells only (:class:`SubsetWeights`), so the work on the
 target side is proportional to the region, not to the globe. The links into the kept cells are
 those of the whole grid, in the same order, so every kept cell gets exactly (bit for bit) the
-value it gets on the whole grid.
+value it gets on the whole grid streamed in the same row chunks.
 """
 
 from __future__ import annotations
@@ -274,7 +274,7 @@ def bind_plan(da: xr.DataArray, weights: Weights | None, grid, *, name: str, xp,
         Keep only these target cells: grid dimension → indices, as
         :func:`pipeline.aggregate.overlap_cells` gives them (``{"lat": rows, "lon": columns}`` or
         ``{"cell": points}``), in output order. The plan's results then hold those cells only,
-        each equal bit for bit to its value on the whole grid. Default: every cell.
+        each equal bit for bit to its value on the whole grid (same row chunks). Default: every cell.
 
     Returns
     -------

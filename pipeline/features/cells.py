@@ -59,11 +59,13 @@ class CellIndex:
     def __post_init__(self):
         self.mask = np.asarray(self.mask, dtype=bool)
         flat = self.mask.ravel()
-        self.cells = np.flatnonzero(flat).astype(np.int64)
-        edges = np.diff(np.concatenate([[0], flat.view(np.int8), [0]]))
-        self.starts = np.flatnonzero(edges == 1).astype(np.int64)
-        self.lens = (np.flatnonzero(edges == -1) - self.starts).astype(np.int64)
-        self.offs = np.concatenate([[0], np.cumsum(self.lens)[:-1]]).astype(np.int64)
+        self.cells = np.flatnonzero(flat).astype(np.int64, copy=False)
+        # runs of valid cells from the mask's 0/1 steps, in int8 (an int64 copy of the mask cost 4x more)
+        zero = np.zeros(1, np.int8)
+        edges = np.diff(flat.view(np.int8), prepend=zero, append=zero)
+        self.starts = np.flatnonzero(edges == 1).astype(np.int64, copy=False)
+        self.lens = np.flatnonzero(edges == -1).astype(np.int64, copy=False) - self.starts
+        self.offs = np.cumsum(self.lens) - self.lens
 
     @property
     def shape(self) -> tuple[int, int]:

@@ -109,7 +109,7 @@ def axis_gaps(values, kind: str = "lat", *, factor: float = 1.5) -> list[tuple[f
         med = float(np.median(d))
     if med <= 0 or np.mean(np.abs(d[inner] - med) <= 0.01 * med) < 0.5:
         return []
-    return [(float(ends[i]), float(ends[i + 1]), float(d[i]), med) for i in inner if d[i] > factor * med]
+    return [(float(ends[i]), float(ends[i + 1]), float(d[i]), med) for i in inner[d[inner] > factor * med]]
 
 
 def axis_problems(values, name: str, kind: str, *, gaps: bool = True, has_bounds: bool = False) -> list[str]:

@@ -104,7 +104,9 @@ def compute_weights(src: Grid, dst: Grid) -> Weights:
         return cols_cache[(ks, kd)]
 
     rsrc, rdst, rw = rows
-    nonempty = rsrc.size and any(cols(int(a), int(b))[0].size for a, b in {(skeys[i], dkeys[j]) for i, j in zip(rsrc, rdst)})
+    nd = int(dkeys.max()) + 1
+    pairs = np.unique(skeys[rsrc] * nd + dkeys[rdst])  # the (source, target) row partitions that meet
+    nonempty = any(cols(int(k // nd), int(k % nd))[0].size for k in pairs)
     if not nonempty:
         raise InputDataError(
             f"the grids do not overlap: source {src.name} covers lat {src.lat_bounds[0]:g}..{src.lat_bounds[-1]:g}, "

@@ -407,3 +407,13 @@ def test_command_line_and_list(capsys):
     out = capsys.readouterr().out
     assert "aggregate" in out and "run_scale" in out and "(not with --quick)" in out
     assert main(["nonesuch"]) == 2
+
+
+def test_floor_target_judges_the_pass_with_weights_given_and_reports_both():
+    doc = fake_results()
+    case = doc["benchmarks"]["aggregate"]["cases"][0]
+    given = dict(next(t for t in case["tools"] if t["key"] == "terrascale"), key="terrascale-weights", median=0.15)
+    case["tools"].append(given)  # 0.15 s against the 0.02 s floor: 7.5x; 0.05 s built in the call: 2.5x
+    v = next(t for t in evaluate_targets(doc) if t["name"] == "aggregation_vs_floor")
+    assert v["met"] is False and v["value"] == pytest.approx(7.5)
+    assert "weights given" in v["detail"] and "2.5x with the weights built in the call" in v["detail"]
