@@ -32,7 +32,11 @@ from benchmarks.harness import (
 QUICK_BUDGET_S = 600
 
 
-def write_readme_block(results: Path, out: Path) -> Path:
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def write_readme_block(results: Path, out: Path, readme: Path = README) -> Path:
+    """Write the benchmark block of ``results`` to ``out`` and between the markers of ``readme``."""
     doc = json.loads(results.read_text())
     problems = validate_results(doc)
     if problems:
@@ -43,7 +47,7 @@ def write_readme_block(results: Path, out: Path) -> Path:
         source = str(results)
     block = readme_block(doc, source)
     out.write_text(block)
-    replace_readme_block(Path(__file__).resolve().parents[1] / "README.md", block)
+    replace_readme_block(readme, block)
     return out
 
 
@@ -78,6 +82,8 @@ def parser() -> argparse.ArgumentParser:
                     help="write benchmarks/results/README_block.md from the newest results JSON")
     ap.add_argument("--results", type=Path, default=None, help="the results JSON for --readme (default: the newest)")
     ap.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where results JSON files go")
+    ap.add_argument("--readme-file", type=Path, default=README,
+                    help="the README whose benchmark block --readme rewrites (default: the repository's)")
     ap.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     return ap
 
@@ -117,7 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wall time {wall / 60:.1f} min{budget if args.quick else ''}")
     if args.readme:
         results = path or newest_results(args.results_dir)
-        out = write_readme_block(results, args.results_dir / "README_block.md")
+        out = write_readme_block(results, args.results_dir / "README_block.md", args.readme_file)
         print(f"README block from {results}: {out}")
     return 0
 

@@ -6,6 +6,7 @@ Nothing here is timed for real: the durations come from a fake clock, the benchm
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -303,8 +304,14 @@ def test_readme_block_from_a_fake_results_file(tmp_path, capsys):
 
     path = tmp_path / "2025-05-06T070809-box.json"
     path.write_text(json.dumps(fake_results()))
-    assert main(["--readme", "--results-dir", str(tmp_path)]) == 0  # runs nothing, only writes the block
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{MARKER_START}\nold\n{MARKER_END}\n")
+    before = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    # runs nothing, only writes the block (and splices it into the README given, never the repository's)
+    assert main(["--readme", "--results-dir", str(tmp_path), "--readme-file", str(readme)]) == 0
     block = (tmp_path / "README_block.md").read_text()
+    assert block.strip() in readme.read_text() and "old" not in readme.read_text()
+    assert (Path(__file__).resolve().parents[2] / "README.md").read_text() == before
     assert block.startswith(MARKER_START) and block.rstrip().endswith(MARKER_END)
     assert "do not edit by hand" in block and path.name in block
     assert "Fake CPU 9000, 2 cores, 16.0 GB memory, no GPU (CuPy is not installed)" in block
