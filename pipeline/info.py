@@ -17,14 +17,28 @@ KEY_PACKAGES = (
 )
 
 
+#: pip wheel name -> the distribution's name as a conda package (the RAPIDS images install these)
+CONDA_NAMES = {"cupy-cuda12x": "cupy", "cudf-cu12": "cudf", "cuml-cu12": "cuml", "kvikio-cu12": "kvikio"}
+
+
 def package_versions() -> dict[str, str]:
-    """Installed version of each key package, or 'not installed'."""
+    """Installed version of each key package, or 'not installed'.
+
+    The GPU stack is looked up under its pip wheel name, then under its conda name
+    (:data:`CONDA_NAMES`; reported as ``"<version> (conda cudf)"``), as in the RAPIDS-based image.
+    """
     out = {}
     for name in KEY_PACKAGES:
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = "not installed"
+        out[name] = "not installed"
+        for dist in (name, CONDA_NAMES.get(name)):
+            if dist is None:
+                continue
+            try:
+                v = md.version(dist)
+            except md.PackageNotFoundError:
+                continue
+            out[name] = v if dist == name else f"{v} (conda {dist})"
+            break
     return out
 
 
