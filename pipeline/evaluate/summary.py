@@ -6,8 +6,8 @@ aligned with them, and return a :class:`TaskEvaluation`: the metrics table with 
 intervals, the headline comparison, the breakdown by Köppen zone / land-cover group / season,
 the seasonal cycles (LAI), the per-class F1 and the confusion matrices (LULC). The run stage turns
 it into :class:`pipeline.report.TaskReport` objects; the field names are the report's
-(:class:`HeadlineResult` has the fields of :class:`pipeline.report.Headline`, so
-``Headline(**dataclasses.asdict(result))`` converts it), but nothing here imports the report.
+(:class:`pipeline.report.Headline` extends :class:`HeadlineResult` with its checks and reader
+helpers, so ``Headline(**dataclasses.asdict(result))`` converts it), but nothing here imports the report.
 
 Metrics
     Every value is an area mean (``weight`` is the fine cell area) over the rows where truth and
@@ -99,7 +99,7 @@ METRIC_LABELS: dict[str, str] = {
 
 @dataclass
 class HeadlineResult:
-    """Best model against best baseline on the headline metric (the fields of ``pipeline.report.Headline``).
+    """Best model against best baseline on the headline metric (``pipeline.report.Headline`` extends it).
 
     Attributes
     ----------

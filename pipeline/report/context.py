@@ -43,6 +43,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from pipeline.evaluate import HeadlineResult
+
 #: Columns of :attr:`TaskReport.metrics`.
 METRIC_COLUMNS = ("task", "model", "family", "split", "metric", "value", "lo", "hi")
 #: Columns of :attr:`TaskReport.splits` (the output of :func:`pipeline.features.splits.split_summary` has them).
@@ -84,7 +86,7 @@ def _as_1d(values, where: str) -> np.ndarray:
 
 
 @dataclass
-class Headline:
+class Headline(HeadlineResult):
     """The one comparison a reader looks at first: best model against best baseline on one metric.
 
     The difference and its interval come from a paired block bootstrap: both models are scored on
@@ -126,23 +128,6 @@ class Headline:
     metric_label : str or None
         The metric's name for readers (e.g. ``"macro F1"``); defaults to ``metric``.
     """
-
-    metric: str
-    higher_is_better: bool
-    split: str
-    best_model: str
-    best_value: float
-    baseline: str
-    baseline_value: float
-    difference: float
-    lo: float
-    hi: float
-    p_value: float
-    significant: bool
-    alpha: float = 0.05
-    n_resamples: int | None = None
-    blocks: str | None = None
-    metric_label: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 < self.alpha < 1:

@@ -86,7 +86,7 @@ def _lulc_task(state: RunState, cluster: str):
     from pipeline.evaluate import conservation_error
     from pipeline.features.splits import split_summary
     from pipeline.report import FieldMaps, TaskReport
-    from pipeline.run.stages import LULC_EVAL_YEAR, lulc_data
+    from pipeline.run.stages import LULC_EVAL_YEAR, eval_probabilities, lulc_data
 
     data = lulc_data(state)
     spec, frame = data.spec, data.frame
@@ -102,7 +102,7 @@ def _lulc_task(state: RunState, cluster: str):
     preds, conservation = {}, []
     parent, class_group, coarse = data.coarse_inputs()
     for m in models:
-        probs = np.stack([ev[f"p__{m}__{c}"].to_numpy() for c in spec.classes], axis=1)
+        probs = eval_probabilities(ev, m, spec.classes)
         p = np.full(ny * nx, 255.0)
         p[cells] = np.asarray(spec.classes)[probs.argmax(1)]
         preds[m] = p.reshape(ny, nx)

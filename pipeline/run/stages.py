@@ -352,6 +352,16 @@ def stage_predict(state: RunState, task: str) -> list[str]:
     return _predict_lulc(state) if task == "lulc" else _predict_lai(state)
 
 
+def probability_column(model: str, cls) -> str:
+    """The column of ``predictions/lulc/eval.parquet`` holding ``model``'s probability of class ``cls``."""
+    return f"p__{model}__{cls}"
+
+
+def eval_probabilities(ev: pd.DataFrame, model: str, classes) -> np.ndarray:
+    """``model``'s class probabilities from the LULC evaluation predictions: (rows, classes)."""
+    return np.stack([ev[probability_column(model, c)].to_numpy() for c in classes], axis=1)
+
+
 def _predict_lulc(state: RunState) -> list[str]:
     from pipeline.io import atomic_output
     from pipeline.predict.fields import predict_lulc_fields
@@ -369,7 +379,7 @@ def _predict_lulc(state: RunState) -> list[str]:
         probs = np.asarray(model.predict(frame), np.float32)
         timing[r["name"]] = time.perf_counter() - t0
         for k, c in enumerate(spec.classes):
-            cols[f"p__{r['name']}__{c}"] = probs[:, k]
+            cols[probability_column(r["name"], c)] = probs[:, k]
     with atomic_output(out / "eval.parquet", directory=False, kind="LULC evaluation predictions") as tmp:
         pd.DataFrame(cols).to_parquet(tmp, index=False)
     name = product_model(state, "lulc")
@@ -528,8 +538,7 @@ def stage_evaluate(state: RunState, task: str) -> list[str]:
         frame = data.frame
         # scored on land cells of the test blocks: open ocean is trivially water and would flatter every model
         rows = ((frame["split"].astype(str) == "test") & (frame["land_fraction"] > 0)).to_numpy()
-        probs = {m: np.stack([ev[f"p__{m}__{c}"].to_numpy() for c in data.spec.classes], axis=1)[rows]
-                 for m in families}
+        probs = {m: eval_probabilities(ev, m, data.spec.classes)[rows] for m in families}
         result = evaluate_categorical(frame[rows].reset_index(drop=True), probs, data.spec.classes,
                                       families=families, class_groups=data.spec.class_groups,
                                       n_resamples=cfg.report.bootstrap_samples, seed=cfg.seed, block_label=blocks)
@@ -633,7 +642,7 @@ def _fraction_rows(data, ev: pd.DataFrame, families: dict, rows: np.ndarray) -> 
     parent, class_group, coarse = data.coarse_inputs(rows)
     out = []
     for m, fam in families.items():
-        probs = np.stack([ev[f"p__{m}__{c}"].to_numpy() for c in spec.classes], axis=1)[rows]
+        probs = eval_probabilities(ev, m, spec.classes)[rows]
         value = fraction_mae(parent, frame["area"].to_numpy()[rows], probs, class_group, coarse)
         out.append({"task": "lulc", "model": m, "family": fam, "split": "test", "metric": "fraction_mae",
                     "value": float(value), "lo": np.nan, "hi": np.nan})
