@@ -172,10 +172,31 @@ def headline_sentences(task: TaskReport, h: Headline) -> list[tuple[str, str]]:
         third = ("significant", f"The difference is significant at the {level} level: {h.best_model} is "
                  f"{'better' if h.model_wins else 'worse'} than {h.baseline} on {label}.")
     else:
-        third = ("not-significant", f"{NOT_SIGNIFICANT} at the {level} level ({fmt_p(h.p_value)}; the {conf} "
-                 f"interval includes 0): {h.best_model} is not demonstrably "
-                 f"{'better' if h.model_wins else 'worse'} than {h.baseline} on {label}.")
+        if h.lo <= 0 <= h.hi or not (math.isfinite(h.lo) and math.isfinite(h.hi)):
+            why = f"{fmt_p(h.p_value)}; the {conf} interval includes 0"
+        else:
+            why = fmt_p(h.p_value)
+        third = ("not-significant", f"{NOT_SIGNIFICANT} at the {level} level ({why}): {h.best_model} is not "
+                 f"demonstrably {'better' if h.model_wins else 'worse'} than {h.baseline} on {label}.")
+        floor = min_p_value(h.n_resamples)
+        if floor is not None and floor >= h.alpha:
+            # the test cannot reach the level at all: say so rather than let the reader trust the verdict
+            need = math.floor(2 / h.alpha - 1) + 1
+            third = (third[0], third[1] + f" With {h.n_resamples:,} resamples the smallest p-value this test can give "
+                     f"is {floor:.2g}, not below {h.alpha:g}: set report.bootstrap_samples to at least {need} "
+                     "(200 by default) for a verdict.")
     return [("", first), ("", second), third]
+
+
+def min_p_value(n_resamples: int | None) -> float | None:
+    """The smallest two-sided p-value a paired bootstrap test with ``n_resamples`` resamples can give.
+
+    The test counts the resamples on each side of 0 with one added (:func:`pipeline.evaluate.paired_block_bootstrap`),
+    so its p-value is at least ``2 / (n + 1)``; ``None`` when the count is unknown.
+    """
+    if not n_resamples:
+        return None
+    return min(1.0, 2 / (n_resamples + 1))
 
 
 # -------------------------------------------------------------------------------------------- tables

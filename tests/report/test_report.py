@@ -212,3 +212,19 @@ def test_fmt_p_and_seconds():
     assert fmt_p(0.031) == "p = 0.031"
     assert fmt_p(float("nan")) == "p not computed"
     assert [fmt_seconds(s) for s in (0.42, 12.34, 252, 3720)] == ["0.42 s", "12.3 s", "4 min 12 s", "1 h 02 min"]
+
+
+def test_headline_with_too_few_resamples_for_the_level_says_so():
+    from pipeline.report.render import min_p_value
+
+    ctx = make_report_context(with_figures=False)
+    task = ctx.tasks[1]
+    h = task.headline
+    # 20 resamples: p >= 2/21 = 0.095 whatever the data; the interval alone excludes 0
+    h.difference, h.lo, h.hi, h.significant, h.p_value, h.n_resamples = -0.05, -0.08, -0.02, False, 2 / 21, 20
+    third = headline_sentences(task, h)[2][1]
+    assert third.startswith(f"{NOT_SIGNIFICANT} at the 5 % level (p = 0.095):")  # no false "interval includes 0"
+    assert "smallest p-value this test can give is 0.095" in third and "at least 40" in third
+    assert min_p_value(40) < 0.05 <= min_p_value(39) and min_p_value(None) is None
+    h.n_resamples = 1000  # enough resamples: no such advice
+    assert "smallest p-value" not in headline_sentences(task, h)[2][1]
