@@ -6,7 +6,8 @@ The LAI-like global field of :mod:`benchmarks.aggregate` at 0.25°, 0.1° and 0.
 :func:`pipeline.aggregate.conservative_mean`, interleaved with the one-pass floor (numpy sum over
 the same input). Peak memory: the first call's VmHWM above the RSS before it (the input itself is
 not counted). A least-squares line on log(cost) against log(cells) gives the slopes (1 = linear;
-the memory slope stays well below 1 because the source is streamed in row chunks). The figure
+the memory slope stays well below 1 because the source is streamed in row chunks); each point's peak
+is compared with the bound "one chunk plus the target" (:func:`memory_bound`). The figure
 goes to ``benchmarks/results/scale.png`` (the results directory).
 
 Run: ``python -m benchmarks scale [--quick]``.
@@ -39,6 +40,20 @@ def inputs(quick: bool):
     """(label, step or '1km') for each size."""
     sizes = [("0.25deg", 5), ("0.1deg", 2), ("0.05deg", 1)]
     return sizes if quick else sizes + [("1km", "1km")]
+
+
+def memory_bound(src: np.ndarray, grid: str) -> float:
+    """Bytes the aggregation of ``src`` (one field) may add: one streamed chunk of the input, the
+    target's accumulators, output and per-cell arrays (as :meth:`pipeline.aggregate.plan.Plan.new_acc`
+    counts them) and the kernels' fixed work buffers (:data:`kernels.cpu.PROFILE_BYTES`)."""
+    from kernels.cpu import PROFILE_BYTES
+    from pipeline.aggregate.plan import TARGET_CELL_BYTES
+    from pipeline.aggregate.stream import CHUNK_VALUES
+    from pipeline.grids import parse_grid
+
+    n_dst = int(np.prod(parse_grid(grid).shape))
+    chunk = min(src.size, CHUNK_VALUES) * src.itemsize
+    return float(chunk + n_dst * ((2 * 2 + 1) * 8 + TARGET_CELL_BYTES) + PROFILE_BYTES)
 
 
 def make(step):
@@ -99,7 +114,8 @@ def bench(ctx, figure: Path | None = None) -> None:
         flo = next(t for t in rec["tools"] if t["key"] == "numpy-sum")
         if ours["median"] is not None:
             points.append({"label": label, "cells": int(src.size), "seconds": ours["median"],
-                           "floor_seconds": flo["median"], "peak_mb": ours["peak_mb"]})
+                           "floor_seconds": flo["median"], "peak_mb": ours["peak_mb"],
+                           "bound_mb": memory_bound(src, "1deg") / 2**20})
         del da, src, tools, rec
     fit = {"slope_time": slope([p["cells"] for p in points], [p["seconds"] for p in points]),
            "slope_memory": slope([p["cells"] for p in points], [p["peak_mb"] for p in points]),

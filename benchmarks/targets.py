@@ -72,6 +72,20 @@ def floor(doc: dict) -> dict:
                    f"({case['title']})")
 
 
+def aggregation_memory(doc: dict) -> dict:
+    """The scale curve's peak memory above the input against "one chunk plus the target" at every size."""
+    name, goal = "aggregation_memory", "aggregation memory bounded by one chunk plus the target"
+    pts = [p for p in ((doc.get("benchmarks", {}).get("scale") or {}).get("metrics", {}).get("curve") or [])
+           if p.get("peak_mb") is not None and p.get("bound_mb")]
+    if not pts:
+        return _missing(name, goal, "scale benchmark " + _status(doc, "scale"))
+    worst = max(pts, key=lambda p: p["peak_mb"] / p["bound_mb"])
+    r = worst["peak_mb"] / worst["bound_mb"]
+    return _target(name, goal, r, r <= 1, f"worst {worst['label']}: peak {worst['peak_mb']:.0f} MB above the input, "
+                   f"{r:.0%} of the bound {worst['bound_mb']:.0f} MB (chunk + target + kernel buffers), "
+                   f"{len(pts)} sizes")
+
+
 def flatten(doc: dict) -> dict:
     name, goal = "flatten_vs_memcpy", "flattening >= 50 % of memcpy throughput"
     case = find_case(doc, "flatten", "throughput")
@@ -116,7 +130,8 @@ def demo_wall(doc: dict) -> dict:
     return _target(name, goal, wall, wall < 300, f"{wall:.0f} s from {m.get('manifest')}")
 
 
-TARGETS = (cdo_continuous, categorical_peer, floor, flatten, xgboost_vs_hgb, ddp_efficiency, demo_wall)
+TARGETS = (cdo_continuous, categorical_peer, floor, aggregation_memory, flatten, xgboost_vs_hgb, ddp_efficiency,
+           demo_wall)
 
 
 def evaluate_targets(doc: dict) -> list[dict]:

@@ -14,7 +14,7 @@ Race freedom:
   valid weight, the squares; or the column minimum and maximum) in long unit-stride loops, then
   per target row (one thread each) the column runs over the profiles. Per-run work is paid once
   per target row instead of once per source row: ~5x faster on 0.1 deg -> 1 deg (runs of 10
-  columns). Profiles are held for at most ``_BUF_BYTES`` of target rows at a time. The sum over
+  columns). Profiles are held for at most ``PROFILE_BYTES`` of target rows at a time. The sum over
   the source rows of one call is grouped per target row, so streaming the same rows in other
   chunks changes a sum by rounding only.
 
@@ -51,7 +51,9 @@ from ._common import (
     slot_lut,
 )
 
-_BUF_BYTES = 64 * 2**20  # cap for the per-block row buffers of the separable kernels
+_BUF_BYTES = 64 * 2**20  # cap for the per-block row buffers of the separable class kernel
+#: cap for the column profiles of the separable weighted sum and min/max (one pass at a time)
+PROFILE_BYTES = 16 * 2**20
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -333,12 +335,12 @@ def _profile_passes(n_rows: int, nb: int, j0, ln, n_acc: int):
     """Passes over the target rows for the profile kernels: ``(first, end, jlo, cb, profiles)``.
 
     Each pass holds the profiles (``n_acc`` x ``nb`` x the source columns the runs touch, float64)
-    of as many target rows as fit in ``_BUF_BYTES`` (at least one); ``cb`` cuts the columns into
+    of as many target rows as fit in :data:`PROFILE_BYTES` (at least one); ``cb`` cuts the columns into
     enough (row, column block) tasks for every thread, blocks of at least 512 columns.
     """
     jlo, jhi = int(j0.min()), int((j0 + ln).max())
     width = jhi - jlo
-    step = max(1, _BUF_BYTES // max(n_acc * nb * width * 8, 1))
+    step = max(1, PROFILE_BYTES // max(n_acc * nb * width * 8, 1))
     nt = numba.get_num_threads()
     for a in range(0, n_rows, step):
         b = min(n_rows, a + step)

@@ -424,3 +424,17 @@ def test_floor_target_judges_the_pass_with_weights_given_and_reports_both():
     v = next(t for t in evaluate_targets(doc) if t["name"] == "aggregation_vs_floor")
     assert v["met"] is False and v["value"] == pytest.approx(7.5)
     assert "weights given" in v["detail"] and "2.5x with the weights built in the call" in v["detail"]
+
+
+def test_memory_target_takes_the_worst_size_of_the_scale_curve():
+    doc = fake_results()
+    doc["benchmarks"]["scale"]["metrics"]["curve"] = [
+        {"label": "0.25deg", "cells": 1e6, "peak_mb": 5.0, "bound_mb": 40.0},
+        {"label": "0.05deg", "cells": 2.6e7, "peak_mb": 30.0, "bound_mb": 150.0}]
+    v = next(t for t in evaluate_targets(doc) if t["name"] == "aggregation_memory")
+    assert v["met"] is True and v["value"] == pytest.approx(0.2) and "0.05deg" in v["detail"]
+    doc["benchmarks"]["scale"]["metrics"]["curve"][0]["peak_mb"] = 60.0  # 150 % of its bound
+    v = next(t for t in evaluate_targets(doc) if t["name"] == "aggregation_memory")
+    assert v["met"] is False and "0.25deg" in v["detail"]
+    del doc["benchmarks"]["scale"]
+    assert next(t for t in evaluate_targets(doc) if t["name"] == "aggregation_memory")["met"] is None
