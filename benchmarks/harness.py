@@ -719,6 +719,10 @@ def readme_block(doc: dict, source: str) -> str:
     if extra:
         out.append("")
         out += [f"- {_md(x)}" for x in extra]
+    figure = ((doc["benchmarks"].get("scale") or {}).get("metrics") or {}).get("figure")
+    if figure:
+        out += ["", f"![Aggregation time and peak memory against input cells, log-log, with the numpy-sum floor]"
+                    f"(benchmarks/results/{Path(figure).name})"]
     out.append(MARKER_END)
     return "\n".join(out) + "\n"
 

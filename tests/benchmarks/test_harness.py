@@ -291,7 +291,8 @@ def fake_results() -> dict:
                  "tools": [t("terrascale", "terrascale", 0.1, 1.0), t("cdo", "peer", 1.5, 15.0),
                            t("xarray-regrid", "peer", 3.0, 30.0)]}]},
             "scale": {"status": "ok", "reason": "", "notes": [], "cases": [],
-                      "metrics": {"slope_time": 0.93, "slope_memory": 0.41, "points": 3}},
+                      "metrics": {"slope_time": 0.93, "slope_memory": 0.41, "points": 3,
+                                  "figure": "/somewhere/benchmarks/results/scale.png"}},
             "demo": {"status": "skipped", "reason": "no demo manifest", "cases": [], "metrics": {}, "notes": []},
         },
     }
@@ -323,6 +324,7 @@ def test_readme_block_from_a_fake_results_file(tmp_path, capsys):
     assert "| aggregation >= 100x faster than CDO remapcon (continuous) | CDO 400x slower" in block
     assert "| met |" in block and "| not measured |" in block
     assert "cells^0.93" in block and "demo | *skipped* |" in block
+    assert "](benchmarks/results/scale.png)" in block  # the scale curve's figure, relative to the README
     assert "terrascale (CuPy)" not in block and "GPU variants (1 rows) skipped: no usable GPU" in block
     assert "README block from" in capsys.readouterr().out
 
