@@ -54,3 +54,39 @@ def test_batch_size_zero_is_a_config_error():
     with pytest.raises(ConfigError, match="batch_size"):
         fit_data_parallel(None, functools.partial(torch.nn.Linear, 4, 1), X, y, epochs=1, batch_size=0,
                           learning_rate=0.1)
+
+
+def _profiler_during_a_rank(rank, world):
+    """On a worker: whether its profiler runs before, inside and after a training rank."""
+    import time
+
+    from distributed import get_worker
+
+    from pipeline.train.ddp import _training_rank
+
+    pcs = [pc for k, pc in get_worker().periodic_callbacks.items() if k in ("profile", "profile-cycle")]
+
+    def running():
+        time.sleep(0.3)  # the stop/start run on the worker's event loop
+        return any(pc.is_running() for pc in pcs)
+
+    before = running()
+    with _training_rank():
+        inside = running()
+        with _training_rank():  # nested (or a second rank of the process): settings kept until the last ends
+            pass
+        still = running()
+    return before, inside, still, running()
+
+
+def test_training_rank_pauses_the_worker_profiler_and_restores_it(client):
+    before, inside, still, after = run_data_parallel(client, _profiler_during_a_rank)[0]
+    assert before and not inside and not still and after
+
+
+def test_training_rank_outside_a_worker_changes_nothing():
+    from pipeline.train.ddp import _rank_restore, _training_rank
+
+    with _training_rank():
+        pass
+    assert _rank_restore == []
