@@ -73,17 +73,24 @@ def floor(doc: dict) -> dict:
 
 
 def aggregation_memory(doc: dict) -> dict:
-    """The scale curve's peak memory above the input against "one chunk plus the target" at every size."""
+    """Peak memory against "one chunk plus the target": every size of the scale curve (in-memory input,
+    peak above the input) and, in full runs, the 1 km map streamed from its GeoTIFF (peak above the
+    process after loading the kernels)."""
     name, goal = "aggregation_memory", "aggregation memory bounded by one chunk plus the target"
     pts = [p for p in ((doc.get("benchmarks", {}).get("scale") or {}).get("metrics", {}).get("curve") or [])
            if p.get("peak_mb") is not None and p.get("bound_mb")]
+    agg = (doc.get("benchmarks", {}).get("aggregate") or {}).get("metrics", {})
+    for key, m in sorted(agg.items()):
+        if key.startswith("streamed_1km_") and isinstance(m, dict) and m.get("bound_mb"):
+            pts.append({"label": f"1 km streamed -> {m.get('target')}", "peak_mb": m["peak_mb"] - m["base_mb"],
+                        "bound_mb": m["bound_mb"]})
     if not pts:
         return _missing(name, goal, "scale benchmark " + _status(doc, "scale"))
     worst = max(pts, key=lambda p: p["peak_mb"] / p["bound_mb"])
     r = worst["peak_mb"] / worst["bound_mb"]
-    return _target(name, goal, r, r <= 1, f"worst {worst['label']}: peak {worst['peak_mb']:.0f} MB above the input, "
+    return _target(name, goal, r, r <= 1, f"worst {worst['label']}: peak {worst['peak_mb']:.0f} MB above its baseline, "
                    f"{r:.0%} of the bound {worst['bound_mb']:.0f} MB (chunk + target + kernel buffers), "
-                   f"{len(pts)} sizes")
+                   f"{len(pts)} cases")
 
 
 def flatten(doc: dict) -> dict:

@@ -438,5 +438,10 @@ def test_memory_target_takes_the_worst_size_of_the_scale_curve():
     doc["benchmarks"]["scale"]["metrics"]["curve"][0]["peak_mb"] = 60.0  # 150 % of its bound
     v = next(t for t in evaluate_targets(doc) if t["name"] == "aggregation_memory")
     assert v["met"] is False and "0.25deg" in v["detail"]
-    del doc["benchmarks"]["scale"]
+    doc["benchmarks"]["scale"]["metrics"]["curve"][0]["peak_mb"] = 5.0
+    doc["benchmarks"]["aggregate"]["metrics"]["streamed_1km_N128"] = {"target": "N128", "peak_mb": 400.0,
+                                                                       "base_mb": 200.0, "bound_mb": 100.0}
+    v = next(t for t in evaluate_targets(doc) if t["name"] == "aggregation_memory")
+    assert v["met"] is False and v["value"] == pytest.approx(2.0) and "1 km streamed -> N128" in v["detail"]
+    del doc["benchmarks"]["scale"], doc["benchmarks"]["aggregate"]["metrics"]["streamed_1km_N128"]
     assert next(t for t in evaluate_targets(doc) if t["name"] == "aggregation_memory")["met"] is None
