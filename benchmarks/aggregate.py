@@ -362,9 +362,10 @@ def bench(ctx) -> None:
 def memory_child(target: str) -> None:
     """Stream the 1 km map from the GeoTIFF to class fractions; print JSON with memory figures.
 
-    The kernels are loaded (numba's cache: ~150 MB of LLVM the first time in a process) and the
-    heap trimmed before the baseline, so the peak above it is the streaming's own; the bound is
-    one chunk of the map, the target's arrays and the class kernel's buffer cap.
+    Run as ``terrascale`` runs (:func:`pipeline.runtime.tune_allocators`: large buffers mmap'ed and
+    returned on free). The kernels are loaded (numba's cache: ~150 MB of LLVM the first time in a
+    process) and the heap trimmed before the baseline, so the peak above it is the streaming's own;
+    the bound is one chunk of the map, the target's arrays and the class kernel's buffer cap.
     """
     import ctypes
 
@@ -405,6 +406,9 @@ def memory_run(target: str) -> dict:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--memory-child"]:
+        from pipeline.runtime import tune_allocators
+
+        tune_allocators()  # as `terrascale aggregate` runs (pipeline.cli.main applies it first)
         memory_child(sys.argv[2])
     else:
         from benchmarks.__main__ import main
