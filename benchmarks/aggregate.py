@@ -359,6 +359,20 @@ def bench(ctx) -> None:
 # ------------------------------------------------------------------------------------- memory child
 
 
+def memory_bound(chunk_bytes: int, grid: str, *, classes: int | None = None) -> float:
+    """Bytes an aggregation onto ``grid`` may add: one streamed chunk of the input, the target side
+    (:func:`pipeline.aggregate.plan.target_bytes`: two accumulators of one field, or one of
+    ``classes`` class areas) and the kernels' fixed work buffers (the class kernel's cap, or the
+    profile cap of the weighted sum)."""
+    from kernels.cpu import _BUF_BYTES, PROFILE_BYTES
+    from pipeline.aggregate.plan import target_bytes
+    from pipeline.grids import parse_grid
+
+    n_dst = int(np.prod(parse_grid(grid).shape))
+    target = target_bytes(n_dst, classes, 1) if classes else target_bytes(n_dst, 1, 2)
+    return float(chunk_bytes + target + (_BUF_BYTES if classes else PROFILE_BYTES))
+
+
 def memory_child(target: str) -> None:
     """Stream the 1 km map from the GeoTIFF to class fractions; print JSON with memory figures.
 
@@ -367,30 +381,21 @@ def memory_child(target: str) -> None:
     process) and the heap trimmed before the baseline, so the peak above it is the streaming's own;
     the bound is one chunk of the map, the target's arrays and the class kernel's buffer cap.
     """
-    import ctypes
-
     from benchmarks._memory import reset_hwm
-    from kernels.cpu import _BUF_BYTES
     from pipeline.aggregate import class_fractions
-    from pipeline.aggregate.plan import TARGET_CELL_BYTES
     from pipeline.aggregate.stream import CHUNK_VALUES
     from pipeline.datasets.loaders import load_koppen
-    from pipeline.grids import parse_grid
+    from pipeline.runtime import trim_heap
 
     ds = load_koppen("global")
     class_fractions(ds["koppen"].isel(lat=slice(0, 24), lon=slice(0, 240)), target, classes=CLASSES, missing=[0])
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    trim_heap()
     base = rss_mb()
     reset_hwm()
     t0 = time.perf_counter()
     f = class_fractions(ds["koppen"], target, classes=CLASSES, missing=[0])
     dt = time.perf_counter() - t0
-    n_dst = int(np.prod(parse_grid(target).shape))
-    nc = len(CLASSES) + 1
-    bound = CHUNK_VALUES + n_dst * (nc * 3 * 8 + TARGET_CELL_BYTES) + _BUF_BYTES
+    bound = memory_bound(CHUNK_VALUES, target, classes=len(CLASSES) + 1)  # uint8: one byte per value
     print(json.dumps({"target": target, "seconds": dt, "base_mb": base, "peak_mb": peak_rss()[0] / 2**20,
                       "bound_mb": bound / 2**20, "valid_fraction_sum": float(np.nansum(f.valid_fraction.values))}))
 

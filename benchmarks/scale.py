@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.aggregate import gpu_tool, lai_field, latlon, warm_kernels
+from benchmarks.aggregate import gpu_tool, lai_field, latlon, memory_bound, warm_kernels
 from benchmarks.harness import Tool
 
 FIGURE = "scale.png"  # in the results directory
@@ -40,20 +40,6 @@ def inputs(quick: bool):
     """(label, step or '1km') for each size."""
     sizes = [("0.25deg", 5), ("0.1deg", 2), ("0.05deg", 1)]
     return sizes if quick else sizes + [("1km", "1km")]
-
-
-def memory_bound(src: np.ndarray, grid: str) -> float:
-    """Bytes the aggregation of ``src`` (one field) may add: one streamed chunk of the input, the
-    target's accumulators, output and per-cell arrays (as :meth:`pipeline.aggregate.plan.Plan.new_acc`
-    counts them) and the kernels' fixed work buffers (:data:`kernels.cpu.PROFILE_BYTES`)."""
-    from kernels.cpu import PROFILE_BYTES
-    from pipeline.aggregate.plan import TARGET_CELL_BYTES
-    from pipeline.aggregate.stream import CHUNK_VALUES
-    from pipeline.grids import parse_grid
-
-    n_dst = int(np.prod(parse_grid(grid).shape))
-    chunk = min(src.size, CHUNK_VALUES) * src.itemsize
-    return float(chunk + n_dst * ((2 * 2 + 1) * 8 + TARGET_CELL_BYTES) + PROFILE_BYTES)
 
 
 def make(step):
@@ -98,6 +84,7 @@ def draw(points: list[dict], path: Path, fit: dict) -> Path:
 def bench(ctx, figure: Path | None = None) -> None:
     """Harness entry: one case per input size, then the slopes and the figure."""
     from pipeline.aggregate import conservative_mean
+    from pipeline.aggregate.stream import CHUNK_VALUES
 
     warm_kernels()
     points = []
@@ -115,7 +102,7 @@ def bench(ctx, figure: Path | None = None) -> None:
         if ours["median"] is not None:
             points.append({"label": label, "cells": int(src.size), "seconds": ours["median"],
                            "floor_seconds": flo["median"], "peak_mb": ours["peak_mb"],
-                           "bound_mb": memory_bound(src, "1deg") / 2**20})
+                           "bound_mb": memory_bound(min(src.size, CHUNK_VALUES) * src.itemsize, "1deg") / 2**20})
         del da, src, tools, rec
     fit = {"slope_time": slope([p["cells"] for p in points], [p["seconds"] for p in points]),
            "slope_memory": slope([p["cells"] for p in points], [p["peak_mb"] for p in points]),

@@ -21,6 +21,11 @@ def _missing(name: str, goal: str, why: str) -> dict:
     return _target(name, goal, None, None, f"not measured: {why}")
 
 
+def _metrics(doc: dict, bench: str) -> dict:
+    """The metrics a benchmark recorded (empty when it did not run)."""
+    return (doc.get("benchmarks", {}).get(bench) or {}).get("metrics", {})
+
+
 def _status(doc: dict, bench: str) -> str:
     b = doc.get("benchmarks", {}).get(bench)
     if b is None:
@@ -77,9 +82,9 @@ def aggregation_memory(doc: dict) -> dict:
     peak above the input) and, in full runs, the 1 km map streamed from its GeoTIFF (peak above the
     process after loading the kernels)."""
     name, goal = "aggregation_memory", "aggregation memory bounded by one chunk plus the target"
-    pts = [p for p in ((doc.get("benchmarks", {}).get("scale") or {}).get("metrics", {}).get("curve") or [])
+    pts = [p for p in (_metrics(doc, "scale").get("curve") or [])
            if p.get("peak_mb") is not None and p.get("bound_mb")]
-    agg = (doc.get("benchmarks", {}).get("aggregate") or {}).get("metrics", {})
+    agg = _metrics(doc, "aggregate")
     for key, m in sorted(agg.items()):
         if key.startswith("streamed_1km_") and isinstance(m, dict) and m.get("bound_mb"):
             pts.append({"label": f"1 km streamed -> {m.get('target')}", "peak_mb": m["peak_mb"] - m["base_mb"],
@@ -107,7 +112,7 @@ def xgboost_vs_hgb(doc: dict) -> dict:
     name, goal = "xgboost_vs_hgb", "XGBoost at least as fast as HistGradientBoosting at equal or better score"
     case = find_case(doc, "train", "lai-table")
     x, h = find_tool(case, "xgboost"), find_tool(case, "hgb")
-    scores = (doc.get("benchmarks", {}).get("train") or {}).get("metrics", {}).get("scores", {})
+    scores = _metrics(doc, "train").get("scores", {})
     if not x or not h or "xgboost" not in scores or "hgb" not in scores:
         return _missing(name, goal, "train benchmark " + _status(doc, "train"))
     speed = h["median"] / x["median"]
@@ -120,7 +125,7 @@ def xgboost_vs_hgb(doc: dict) -> dict:
 
 def ddp_efficiency(doc: dict) -> dict:
     name, goal = "two_worker_efficiency", "2-worker data-parallel efficiency >= 75 %"
-    m = (doc.get("benchmarks", {}).get("dask_scaling") or {}).get("metrics", {})
+    m = _metrics(doc, "dask_scaling")
     eff = m.get("efficiency")
     if eff is None:
         return _missing(name, goal, "dask_scaling benchmark " + _status(doc, "dask_scaling"))
@@ -130,7 +135,7 @@ def ddp_efficiency(doc: dict) -> dict:
 
 def demo_wall(doc: dict) -> dict:
     name, goal = "demo_under_5_min", "demo run (`make demo`) under 5 minutes"
-    m = (doc.get("benchmarks", {}).get("demo") or {}).get("metrics", {})
+    m = _metrics(doc, "demo")
     wall = m.get("total_wall_s")
     if wall is None:
         return _missing(name, goal, "demo benchmark " + _status(doc, "demo"))

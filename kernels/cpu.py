@@ -268,6 +268,13 @@ def sparse_min_max(x, src, dst, n_dst, *, out=None):
 # ----------------------------------------------------------------------------- separable
 
 
+@njit(inline="always", cache=True)
+def _profile_task(task, ncb, cb, width):
+    """Task -> (profile row, first and end column) of the profile kernels: ``ncb`` blocks of ``cb`` columns per row."""
+    c0 = (task % ncb) * cb
+    return task // ncb, c0, min(width, c0 + cb)
+
+
 @njit(parallel=True, cache=True)
 def _sep_ws(x, ksrc, kw, koff, dsts, j0, ln, rq, rwt, num, den, sq, squares, jlo, cb, prof):
     # phase 1: per target row d and block of source columns, the row-weighted column profiles
@@ -277,9 +284,7 @@ def _sep_ws(x, ksrc, kw, koff, dsts, j0, ln, rq, rwt, num, den, sq, squares, jlo
     width = prof.shape[3]
     ncb = (width + cb - 1) // cb
     for task in prange(nd * ncb):
-        d = task // ncb
-        c0 = (task % ncb) * cb
-        c1 = min(width, c0 + cb)
+        d, c0, c1 = _profile_task(task, ncb, cb, width)
         prof[d, :, :, c0:c1] = 0.0
         for k in range(koff[d], koff[d + 1]):
             i = ksrc[k]
@@ -439,9 +444,7 @@ def _sep_mm(x, ksrc, koff, dsts, j0, ln, rq, mn, mx, jlo, cb, prof):
     width = prof.shape[3]
     ncb = (width + cb - 1) // cb
     for task in prange(nd * ncb):
-        d = task // ncb
-        c0 = (task % ncb) * cb
-        c1 = min(width, c0 + cb)
+        d, c0, c1 = _profile_task(task, ncb, cb, width)
         prof[d, 0, :, c0:c1] = np.inf
         prof[d, 1, :, c0:c1] = -np.inf
         for k in range(koff[d], koff[d + 1]):

@@ -76,6 +76,20 @@ def _mallopt(param: int, value: int) -> bool:
         return False
 
 
+def trim_heap() -> bool:
+    """Give the free memory at the top of glibc's heaps back to the OS (``malloc_trim(0)``).
+
+    Returns whether memory was released; False elsewhere (not glibc) or on failure.
+    """
+    libc = _glibc()
+    if libc is None:
+        return False
+    try:
+        return bool(libc.malloc_trim(0))
+    except Exception:  # noqa: BLE001
+        return False
+
+
 def set_mmap_threshold(nbytes: int = MMAP_THRESHOLD, trim: int = TRIM_THRESHOLD) -> bool:
     """Pin glibc's mmap threshold at ``nbytes`` and its trim threshold at ``trim``.
 

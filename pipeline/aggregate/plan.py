@@ -37,6 +37,12 @@ from pipeline.weights import (
 TARGET_CELL_BYTES = 80
 
 
+def target_bytes(n_dst: int, width: int, n: int) -> float:
+    """Bytes of the target side of an aggregation: ``n`` float64 accumulators of ``width`` fields
+    (or classes) per target cell, their host copies, the output and the per-cell arrays."""
+    return float(n_dst) * (width * (2 * n + 1) * 8 + TARGET_CELL_BYTES)
+
+
 def _span(key_sorted, r0, r1) -> slice:
     a, b = np.searchsorted(key_sorted, [r0, r1])
     return slice(int(a), int(b))
@@ -118,8 +124,7 @@ class Plan:
         grid = self.out_grid.name if self.out_grid is not None else "the weights' grid"
         fix = ("choose a coarser target grid or a smaller region" + ("" if classes else
                ", or aggregate fewer fields at a time (select them: --select DIM=VALUE)"))
-        check_memory(float(self.n_dst) * (width * (2 * n + 1) * 8 + TARGET_CELL_BYTES),
-                     f"aggregating onto {grid} ({what})", fix)
+        check_memory(target_bytes(self.n_dst, width, n), f"aggregating onto {grid} ({what})", fix)
         return self._new_acc(nb, n, classes=classes, fill=fill)
 
     def _new_acc(self, nb: int, n: int, *, classes: int | None = None, fill=0.0) -> list:

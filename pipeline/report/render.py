@@ -176,15 +176,16 @@ def headline_sentences(task: TaskReport, h: Headline) -> list[tuple[str, str]]:
             why = f"{fmt_p(h.p_value)}; the {conf} interval includes 0"
         else:
             why = fmt_p(h.p_value)
-        third = ("not-significant", f"{NOT_SIGNIFICANT} at the {level} level ({why}): {h.best_model} is not "
-                 f"demonstrably {'better' if h.model_wins else 'worse'} than {h.baseline} on {label}.")
+        text = (f"{NOT_SIGNIFICANT} at the {level} level ({why}): {h.best_model} is not "
+                f"demonstrably {'better' if h.model_wins else 'worse'} than {h.baseline} on {label}.")
         floor = min_p_value(h.n_resamples)
         if floor is not None and floor >= h.alpha:
             # the test cannot reach the level at all: say so rather than let the reader trust the verdict
             need = math.floor(2 / h.alpha - 1) + 1
-            third = (third[0], third[1] + f" With {h.n_resamples:,} resamples the smallest p-value this test can give "
-                     f"is {floor:.2g}, not below {h.alpha:g}: set report.bootstrap_samples to at least {need} "
-                     "(200 by default) for a verdict.")
+            text += (f" With {h.n_resamples:,} resamples the smallest p-value this test can give is {floor:.2g}, "
+                     f"not below {h.alpha:g}: set report.bootstrap_samples to at least {need} (200 by default) "
+                     "for a verdict.")
+        third = ("not-significant", text)
     return [("", first), ("", second), third]
 
 

@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import ctypes
 import json
 import os
-import platform
 import socket
 import sys
 import threading
@@ -34,6 +32,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from pipeline.errors import ConfigError
+from pipeline.runtime import set_mmap_threshold, trim_heap
 
 __all__ = ["DataParallelResult", "EventRelay", "fit_data_parallel", "run_data_parallel"]
 
@@ -170,8 +169,6 @@ def _workers(client) -> list[str]:
     return workers
 
 
-#: glibc's ``mallopt`` parameters (``malloc.h``)
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 #: glibc's default mmap threshold, and the most its dynamic threshold grows to on a 64-bit build
 #: (``DEFAULT_MMAP_THRESHOLD_MIN``, ``DEFAULT_MMAP_THRESHOLD_MAX``)
 _GLIBC_MMAP_MIN, _GLIBC_MMAP_MAX = 128 * 1024, 32 * 1024 * 1024
@@ -194,23 +191,19 @@ def _glibc_training_heap() -> Callable[[], None] | None:
     twice that); afterwards they are set back to what the environment asked for and the heap is
     trimmed, so the worker still returns the memory once training is done.
     """
-    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or not sys.platform.startswith("linux") \
-            or platform.libc_ver()[0] != "glibc" or sys.maxsize <= 2**32:
-        return None  # glibc's dynamic thresholds are on (nothing to undo), or not glibc
+    if "MALLOC_TRIM_THRESHOLD_" not in os.environ or sys.maxsize <= 2**32:
+        return None  # glibc's dynamic thresholds are on (nothing to undo), or a 32-bit build
     try:
-        libc = ctypes.CDLL("libc.so.6")
         trim_env = int(os.environ["MALLOC_TRIM_THRESHOLD_"])
         mmap_env = int(os.environ.get("MALLOC_MMAP_THRESHOLD_", _GLIBC_MMAP_MIN))
-        if not libc.mallopt(_M_MMAP_THRESHOLD, _GLIBC_MMAP_MAX):
-            return None
-        libc.mallopt(_M_TRIM_THRESHOLD, 2 * _GLIBC_MMAP_MAX)
-    except (OSError, AttributeError, ValueError):
+    except ValueError:
         return None
+    if not set_mmap_threshold(_GLIBC_MMAP_MAX, 2 * _GLIBC_MMAP_MAX):
+        return None  # not glibc
 
     def undo() -> None:
-        libc.mallopt(_M_MMAP_THRESHOLD, mmap_env)
-        libc.mallopt(_M_TRIM_THRESHOLD, trim_env)
-        libc.malloc_trim(0)
+        set_mmap_threshold(mmap_env, trim_env)
+        trim_heap()
 
     return undo
 
