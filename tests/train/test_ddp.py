@@ -84,9 +84,11 @@ def test_training_rank_pauses_the_worker_profiler_and_restores_it(client):
     assert before and not inside and not still and after
 
 
-def test_training_rank_outside_a_worker_changes_nothing():
-    from pipeline.train.ddp import _rank_restore, _training_rank
+def test_training_rank_outside_a_worker_changes_nothing(monkeypatch):
+    from pipeline.train import ddp
 
-    with _training_rank():
-        pass
-    assert _rank_restore == []
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)  # glibc's dynamic thresholds are on here
+    assert ddp._pause_worker_profiler() is None and ddp._glibc_training_heap() is None
+    with ddp._training_rank():
+        assert ddp._rank_users == 1 and ddp._rank_restore == []  # nothing to undo
+    assert ddp._rank_users == 0
