@@ -12,6 +12,7 @@ import numpy as np
 from .arrays import array_module_of as _xp_of
 from .arrays import to_host as _to_host
 from .errors import InvalidClassCodes
+from .runs import ColumnRuns, check_runs, run_links
 
 #: Sentinel "class slot" layout used by the class kernels (numba and the LUT builders):
 #: slot 0 = missing, slots 1..n_classes = classes 0..n_classes-1, slot n_classes+1 = invalid code.
@@ -72,13 +73,20 @@ def unpack_links(links, name: str):
 
 
 def check_separable(shape, rows, cols, n_dst_rows: int, n_dst_cols: int):
-    """Validate row and column links against a (…, ny, nx) source shape."""
+    """Validate row links, and column links or :class:`~kernels.runs.ColumnRuns`, against a
+    (…, ny, nx) source shape; the columns come back in the form they were given."""
     ny, nx = shape[-2], shape[-1]
     rsrc, rdst, rw = unpack_links(rows, "rows")
-    csrc, cdst, cw = unpack_links(cols, "cols")
     rsrc, rdst, rw = check_links(rsrc, rdst, rw, ny, n_dst_rows, prefix="row ")
-    csrc, cdst, cw = check_links(csrc, cdst, cw, nx, n_dst_cols, prefix="col ")
-    return (rsrc, rdst, rw), (csrc, cdst, cw)
+    if isinstance(cols, ColumnRuns):
+        return (rsrc, rdst, rw), check_runs(cols, nx, n_dst_cols)
+    csrc, cdst, cw = unpack_links(cols, "cols")
+    return (rsrc, rdst, rw), check_links(csrc, cdst, cw, nx, n_dst_cols, prefix="col ")
+
+
+def column_links(cols):
+    """Checked column links as they are, or the links of checked :class:`~kernels.runs.ColumnRuns`."""
+    return run_links(cols) if isinstance(cols, ColumnRuns) else cols
 
 
 def check_out(out, shapes, names):

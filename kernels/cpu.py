@@ -19,7 +19,8 @@ Race freedom:
   chunks changes a sum by rounding only.
 
 Separable inner loops work on *runs* of column links (consecutive source columns with one target
-column and, to RUN_RTOL, equal weight, see :func:`col_runs`): a run sums x (or counts classes with
+column and, to RUN_RTOL, equal weight, see :func:`kernels.runs.col_runs`; given as
+:class:`~kernels.runs.ColumnRuns` or made once per call from links): a run sums x (or counts classes with
 integer counters) and multiplies by the weight once. The class kernel reads 8/16-bit
 codes through a slot lookup table with four interleaved counter sets (breaks the store-to-load
 dependency of runs of equal classes), so it is one streaming pass over the uint8 map.
@@ -50,6 +51,7 @@ from ._common import (
     map_codes,
     slot_lut,
 )
+from .runs import ColumnRuns, col_runs
 
 _BUF_BYTES = 64 * 2**20  # cap for the per-block row buffers of the separable class kernel
 #: cap for the column profiles of the separable weighted sum and min/max (one pass at a time)
@@ -77,61 +79,9 @@ def _csr_by_dst(dst, n_dst):
     return off, perm
 
 
-#: Column links into one target column whose weights agree to this relative tolerance form one run
-#: and use the run's mean weight. The run's total weight is kept (so conservation holds to
-#: rounding); each class or value gets ``mean * count`` instead of its own per-column sum, a relative
-#: change of at most 2 * RUN_RTOL. Overlaps computed as differences of absolute coordinates carry
-#: cancellation noise of ~1e-11 relative for 1 km cells (more for finer ones), which would otherwise
-#: split every run into single columns and make the class kernel several times slower.
-RUN_RTOL = 1e-9
-
-
-@njit(cache=True)
-def _is_sorted_pairs(a, b):
-    for k in range(1, a.size):
-        if a[k] < a[k - 1] or (a[k] == a[k - 1] and b[k] < b[k - 1]):
-            return False
-    return True
-
-
-@njit(cache=True)
-def _runs_sorted(cs, cd, w, rtol):
-    n = cs.size
-    j0 = np.empty(n, np.int64)
-    ln = np.empty(n, np.int64)
-    q = np.empty(n, np.int64)
-    wt = np.empty(n, np.float64)
-    r = -1
-    w0 = 0.0
-    wsum = 0.0
-    for k in range(n):
-        new = True
-        if r >= 0 and cs[k] == cs[k - 1] + 1 and cd[k] == cd[k - 1] and abs(w[k] - w0) <= rtol * abs(w0):
-            new = False
-        if new:
-            if r >= 0:
-                wt[r] = wsum / ln[r]
-            r += 1
-            j0[r] = cs[k]
-            ln[r] = 0
-            q[r] = cd[k]
-            w0 = w[k]
-            wsum = 0.0
-        ln[r] += 1
-        wsum += w[k]
-    if r >= 0:
-        wt[r] = wsum / ln[r]
-    return j0[: r + 1], ln[: r + 1], q[: r + 1], wt[: r + 1]
-
-
-def col_runs(csrc, cdst, cw, rtol=RUN_RTOL):
-    """Compress column links into runs ``(j0, length, q, w)`` of consecutive source columns into one
-    target column with (nearly, see RUN_RTOL) equal weights. 43 200 links of a 1 km -> 1 deg grid
-    become ~360 runs of 120 columns (plus the partial boundary columns)."""
-    if not _is_sorted_pairs(csrc, cdst):
-        order = np.lexsort((cdst, csrc))
-        csrc, cdst, cw = csrc[order], cdst[order], cw[order]
-    return _runs_sorted(csrc, cdst, cw, rtol)
+def _runs(cols) -> ColumnRuns:
+    """The column runs of ``cols`` (checked links or runs, :func:`~kernels._common.check_separable`)."""
+    return cols if isinstance(cols, ColumnRuns) else col_runs(*cols)
 
 
 def _block_size(n_row_links, per_row_bytes):
@@ -357,11 +307,11 @@ def separable_weighted_sum(x, rows, cols, n_dst_rows, n_dst_cols, *, squares=Fal
     """num[b,p,q] = sum over fine (i,j) of rw*cw*x[b,i,j] (finite x); den, sq likewise."""
     x = check_x(x, 3)
     nb = x.shape[0]
-    (rsrc, rdst, rw), (csrc, cdst, cw) = check_separable(x.shape, rows, cols, n_dst_rows, n_dst_cols)
+    (rsrc, rdst, rw), cols = check_separable(x.shape, rows, cols, n_dst_rows, n_dst_cols)
     names = ("num", "den", "sq") if squares else ("num", "den")
     shapes = [(nb, n_dst_rows, n_dst_cols)] * len(names)
     res = tuple(np.zeros(s) for s in shapes) if out is None else check_out(out, shapes, names)
-    j0, ln, rq, rwt = col_runs(csrc, cdst, cw)
+    j0, ln, rq, rwt = _runs(cols)
     if not (rsrc.size and j0.size):
         return res
     sq = res[2] if squares else np.zeros((1, 1, 1))
@@ -422,11 +372,11 @@ def _sep_cls(codes, table, rsrc, rdst, rw, j0, ln, rq, rwt, n_classes, out, bad,
 def separable_class_sum(classes, rows, cols, n_dst_rows, n_dst_cols, n_classes, *, lut=None, out=None):
     """out[p,q,c] = sum over fine (i,j) of class c of rw*cw (negative codes = missing)."""
     classes = check_classes(classes, 2, n_classes)
-    (rsrc, rdst, rw), (csrc, cdst, cw) = check_separable(classes.shape, rows, cols, n_dst_rows, n_dst_cols)
+    (rsrc, rdst, rw), cols = check_separable(classes.shape, rows, cols, n_dst_rows, n_dst_cols)
     shape = (n_dst_rows, n_dst_cols, n_classes)
     res = np.zeros(shape) if out is None else check_out((out,), [shape], ("out",))[0]
     codes, table = _prepare_codes(classes, n_classes, lut)
-    j0, ln, rq, rwt = col_runs(csrc, cdst, cw)
+    j0, ln, rq, rwt = _runs(cols)
     bad = np.zeros(rsrc.size, np.int64)
     block = _block_size(rsrc.size, n_dst_cols * n_classes * 8)
     if rsrc.size and j0.size:
@@ -479,10 +429,10 @@ def separable_min_max(x, rows, cols, n_dst_rows, n_dst_cols, *, out=None):
     """mn, mx (nb, n_dst_rows, n_dst_cols) over every linked fine cell with finite x; NaN where none."""
     x = check_x(x, 3)
     nb = x.shape[0]
-    (rsrc, rdst, rw), (csrc, cdst, cw) = check_separable(x.shape, rows, cols, n_dst_rows, n_dst_cols)
+    (rsrc, rdst, rw), cols = check_separable(x.shape, rows, cols, n_dst_rows, n_dst_cols)
     mn, mx = _new_min_max((nb, n_dst_rows, n_dst_cols), out)
-    # min/max ignore the weights: runs only need consecutive columns with one target
-    j0, ln, rq, _ = col_runs(csrc, cdst, np.zeros_like(cw))
+    # min/max ignore the weights: runs made here only need consecutive columns with one target
+    j0, ln, rq, _ = cols if isinstance(cols, ColumnRuns) else col_runs(cols[0], cols[1], np.zeros_like(cols[2]))
     if rsrc.size and j0.size:
         ksrc, _, koff, dsts = _by_target_row(rsrc, rdst, rw)
         for a, b, jlo, cb, prof in _profile_passes(dsts.size, nb, j0, ln, 2):

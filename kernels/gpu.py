@@ -22,11 +22,13 @@ from ._common import (
     check_separable,
     check_x,
     class_table,
+    column_links,
     invalid_codes_error,
     map_codes,
     unsigned_view_dtype,
 )
 from .arrays import array_module_of, is_device_array  # noqa: F401  (kernels.gpu re-exports them
+from .runs import ColumnRuns
 
 #: the CUDA C source of every kernel launched here
 CUDA_SOURCE = Path(__file__).with_name("cuda") / "aggregate.cu"
@@ -66,7 +68,9 @@ class Engine:
         xp = self.xp
         out = []
         for a in arrays:
-            if isinstance(a, (tuple, list)):
+            if isinstance(a, ColumnRuns):
+                out.append(ColumnRuns(*(xp.asarray(v) for v in a)))
+            elif isinstance(a, (tuple, list)):
                 out.append(tuple(xp.asarray(v) for v in a))
             else:
                 out.append(None if a is None else xp.asarray(a))
@@ -103,7 +107,7 @@ class Engine:
     def _col_csr(self, cols, n_dst_cols):
         """Column links grouped by target column: (col_ptr, col_src, col_w)."""
         xp = self.xp
-        csrc, cdst, cw = cols
+        csrc, cdst, cw = column_links(cols)
         order = xp.argsort(cdst)
         col_ptr = xp.searchsorted(cdst[order], xp.arange(n_dst_cols + 1, dtype=np.int64)).astype(np.int64)
         return (xp.ascontiguousarray(col_ptr), xp.ascontiguousarray(csrc[order]),

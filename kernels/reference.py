@@ -11,10 +11,11 @@ Contract (identical in :mod:`kernels.cpu` and :mod:`kernels.gpu`):
 
 Separable kernels take row links ``rows = (rsrc, rdst, rw)`` and column links
 ``cols = (csrc, cdst, cw)``: fine cell (i, j) contributes with weight ``rw * cw`` to target (p, q).
+``cols`` may also be given as :class:`kernels.runs.ColumnRuns` (the references expand them).
 The references build the dense (n_dst_rows, ny) and (n_dst_cols, nx) weight matrices: fine for
 tests, not meant for big inputs. Separable calls accept any subset of row links (rsrc relative to
 the rows passed), so callers stream row chunks and add into ``out=``. The numba kernels treat
-consecutive column weights into one target column that agree to ``kernels.cpu.RUN_RTOL`` (1e-9
+consecutive column weights into one target column that agree to ``kernels.runs.RUN_RTOL`` (1e-9
 relative) as equal (their mean): totals are kept, per-class/per-value shares move by <= 2e-9.
 """
 
@@ -28,6 +29,7 @@ from ._common import (
     check_out,
     check_separable,
     check_x,
+    column_links,
     invalid_codes_error,
     map_codes,
 )
@@ -114,6 +116,7 @@ def separable_weighted_sum(x, rows, cols, n_dst_rows, n_dst_cols, *, squares=Fal
     x = check_x(x, 3)
     nb, ny, nx = x.shape
     rows, cols = check_separable(x.shape, rows, cols, n_dst_rows, n_dst_cols)
+    cols = column_links(cols)
     wr, wc = _dense(rows, n_dst_rows, ny), _dense(cols, n_dst_cols, nx)
     names = ("num", "den", "sq") if squares else ("num", "den")
     res = _zeros_or_out(out, [(nb, n_dst_rows, n_dst_cols)] * len(names), names)
@@ -132,6 +135,7 @@ def separable_class_sum(classes, rows, cols, n_dst_rows, n_dst_cols, n_classes, 
     classes = check_classes(classes, 2, n_classes)
     ny, nx = classes.shape
     rows, cols = check_separable(classes.shape, rows, cols, n_dst_rows, n_dst_cols)
+    cols = column_links(cols)
     wr, wc = _dense(rows, n_dst_rows, ny), _dense(cols, n_dst_cols, nx)
     (res,) = _zeros_or_out(None if out is None else (out,), [(n_dst_rows, n_dst_cols, n_classes)], ("out",))
     cls = _class_index(classes, n_classes, lut)
@@ -144,7 +148,8 @@ def separable_min_max(x, rows, cols, n_dst_rows, n_dst_cols, *, out=None):
     """mn, mx (nb, n_dst_rows, n_dst_cols) over every linked fine cell with finite x; NaN where none."""
     x = check_x(x, 3)
     nb, ny, nx = x.shape
-    (rsrc, rdst, _), (csrc, cdst, _) = check_separable(x.shape, rows, cols, n_dst_rows, n_dst_cols)
+    (rsrc, rdst, _), cols = check_separable(x.shape, rows, cols, n_dst_rows, n_dst_cols)
+    csrc, cdst, _ = column_links(cols)
     # expand to sparse links: one per (row link, column link) pair
     src = (rsrc[:, None] * nx + csrc[None, :]).ravel()
     dst = (rdst[:, None] * n_dst_cols + cdst[None, :]).ravel()

@@ -4,7 +4,9 @@ A plan holds the links of one weights type sorted by physical source row, makes 
 accumulators, calls the kernels on a chunk of rows and turns the accumulators into flat target
 arrays. The plan class is chosen once, from the weights' type (:func:`bind_plan`):
 :class:`SeparablePlan` (rectilinear → rectilinear), :class:`RowwisePlan` (rectilinear → reduced)
-and :class:`SparsePlan` (anything else, and weights read from files).
+and :class:`SparsePlan` (anything else, and weights read from files). Column links are bound as
+runs (:class:`kernels.runs.ColumnRuns`), made once here rather than in every kernel call; a
+reduced target's groups of column links are made one at a time and only their runs kept.
 
 A plan can be bound to a subset of the target cells (``cells=`` of :func:`bind_plan`, e.g. the
 cells that overlap a regional input, :func:`pipeline.aggregate.overlap_cells`): its accumulators
@@ -22,6 +24,7 @@ import numpy as np
 import xarray as xr
 
 from kernels import to_host
+from kernels.runs import ColumnRuns, col_runs
 from pipeline.errors import InputDataError
 from pipeline.grids import Grid, check_memory, parse_grid, source_axes
 from pipeline.weights import (
@@ -152,10 +155,10 @@ class Plan:
 
 @dataclass
 class SeparablePlan(Plan):
-    """Row links ``(src row, dst row, w)`` sorted by physical row, and one set of column links."""
+    """Row links ``(src row, dst row, w)`` sorted by physical row, and one set of column runs."""
 
     rows: tuple = ()
-    cols_dev: tuple = ()
+    cols_dev: ColumnRuns | None = None
     #: subset plans: the accumulators' rows and columns are the kept ones in ascending grid order
     #: (the links keep their order); output position k is accumulator row/column order[.][k]
     order: tuple | None = None
@@ -188,8 +191,8 @@ class SeparablePlan(Plan):
 class RowwisePlan(Plan):
     """One separable sub-plan per number of points per target row (reduced Gaussian targets)."""
 
-    groups: list = None  # (dst_rows, sorted row links, cols, ncols)
-    cols_dev: list = None
+    groups: list = None  # (dst_rows, sorted row links, ncols)
+    cols_dev: list = None  # per group its ColumnRuns
     #: per group, the output position of each of its cells, (rows, ncols)
     dst_index: list = None
 
@@ -197,7 +200,7 @@ class RowwisePlan(Plan):
         return any(_span(g[1][0], r0, r1).stop > _span(g[1][0], r0, r1).start for g in self.groups)
 
     def _new_acc(self, nb, n, *, classes=None, fill=0.0):
-        return [self._mk((g[0].size, g[3], classes) if classes else (nb, g[0].size, g[3]), n, fill) for g in self.groups]
+        return [self._mk((g[0].size, g[2], classes) if classes else (nb, g[0].size, g[2]), n, fill) for g in self.groups]
 
     def finish(self, acc, *, classes=False):
         out = []
@@ -214,7 +217,7 @@ class RowwisePlan(Plan):
         return tuple(out)
 
     def _call(self, K, op, x, r0, r1, acc, *args, **kwargs):
-        for (dst_rows, (rs, rg, rw), _, ncols), a, cdev in zip(self.groups, acc, self.cols_dev):
+        for (dst_rows, (rs, rg, rw), ncols), a, cdev in zip(self.groups, acc, self.cols_dev):
             s = _span(rs, r0, r1)
             if s.stop > s.start:
                 getattr(K, f"separable_{op}")(x, self._to(rs[s] - r0, rg[s], rw[s]), cdev, dst_rows.size, ncols,
@@ -299,32 +302,32 @@ def bind_plan(da: xr.DataArray, weights: Weights | None, grid, *, name: str, xp,
     ny, nx = axes.grid.shape
     common = dict(lat_dim=axes.lat_dim, lon_dim=axes.lon_dim, ny=ny, nx=nx, out_grid=weights.dst_grid, xp=xp)
     col_index = np.asarray(axes.col_index)
-    # columns stored in grid order (the common case): the links' source columns are the physical
-    # ones, so the plan shares the weights' arrays instead of holding a copy (14 MB for 1 km -> N128)
-    in_order = np.array_equal(col_index, np.arange(col_index.size))
 
-    def physical(cols):
-        return cols if in_order else col_index[cols]
+    def runs(cols):
+        """The column links as runs over the array's physical columns, on the engine's array module."""
+        cs, cd, cw = cols
+        return ColumnRuns(*(xp.asarray(a) for a in col_runs(col_index[cs], cd, cw)))
     if isinstance(weights, SeparableWeights):
         rows, cols, order, sub = weights.rows, weights.cols, None, weights
         if cells is not None:
             rows, cols, order, sub = _subset_separable(weights, cells)
             common["out_grid"] = None
-        plan = SeparablePlan(weights=sub, **common, rows=_sorted_rows(rows, axes.row_index), order=order)
-        cs, cd, cw = cols
-        plan.cols_dev = plan._to(physical(cs), cd, cw)
-        return plan
-    offs = weights.dst_grid.offsets
-    groups = [(dst_rows, rows, cols, ncols, offs[dst_rows][:, None] + np.arange(ncols)[None, :])
-              for dst_rows, rows, cols, ncols in weights.group_links()]
-    sub = weights
+        return SeparablePlan(weights=sub, **common, rows=_sorted_rows(rows, axes.row_index), order=order,
+                             cols_dev=runs(cols))
+    sub, pos = weights, None
     if cells is not None:
-        groups, sub = _subset_rowwise(weights, groups, cells)
+        sub, pos = _subset_points(weights, cells)
         common["out_grid"] = None
-    plan = RowwisePlan(weights=sub, **common, groups=[(d, _sorted_rows(r, axes.row_index), c, n) for d, r, c, n, _ in groups],
-                       dst_index=[g[4] for g in groups])
-    plan.cols_dev = [plan._to(physical(c[0]), c[1], c[2]) for _, _, c, _, _ in groups]
-    return plan
+    parts, offs = [], weights.dst_grid.offsets
+    # one group's column links at a time, kept as runs (1 km -> N128: 43 x 43 200 links, 42 MB)
+    for k, dst_rows in enumerate(weights.groups):
+        ncols = weights.group_ncols(k)
+        part = (dst_rows, weights.group_rows(k), weights.group_cols(k), ncols,
+                offs[dst_rows][:, None] + np.arange(ncols)[None, :])
+        for d, r, cols, n, index in ([part] if pos is None else _subset_group(part, pos)):
+            parts.append((d, _sorted_rows(r, axes.row_index), n, index, runs(cols)))
+    return RowwisePlan(weights=sub, **common, groups=[p[:3] for p in parts], dst_index=[p[3] for p in parts],
+                       cols_dev=[p[4] for p in parts])
 
 
 def _positions(kept: np.ndarray, n: int) -> np.ndarray:
@@ -366,25 +369,28 @@ def _subset_separable(w: SeparableWeights, cells):
     return rows, cols, None if ident else (ro, co), sub
 
 
-def _subset_rowwise(w: RowwiseWeights, groups, cells):
-    """The groups of a reduced target cut to the kept points: per group and set of kept columns, the
-    kept rows, their row links, the kept column links and the output position of each cell."""
+def _subset_points(w: RowwiseWeights, cells):
+    """The weights of the kept points of a reduced target, and each point's output position (-1: not kept)."""
     (points,) = _cell_index(cells, ("cell",))
-    pos = _positions(points, w.n_dst)
     if np.unique(points).size != points.size:
         raise InputDataError("cells: repeated target points")
+    return SubsetWeights(w.src_grid, None, parent=w, cells=points, shape=(points.size,)), _positions(points, w.n_dst)
+
+
+def _subset_group(part, pos):
+    """One group of a reduced target cut to the kept points: per set of kept columns, the kept
+    rows, their row links, the kept column links and the output position of each cell."""
+    dst_rows, (rs, rg, rw), (cs, cd, cw), ncols, index = part
+    kept = pos[index] >= 0  # (rows, ncols)
+    sets: dict[bytes, list[int]] = {}
+    for g in np.flatnonzero(kept.any(axis=1)):
+        sets.setdefault(np.flatnonzero(kept[g]).tobytes(), []).append(int(g))
     out = []
-    for dst_rows, (rs, rg, rw), (cs, cd, cw), ncols, index in groups:
-        kept = pos[index] >= 0  # (rows, ncols)
-        sets: dict[bytes, list[int]] = {}
-        for g in np.flatnonzero(kept.any(axis=1)):
-            sets.setdefault(np.flatnonzero(kept[g]).tobytes(), []).append(int(g))
-        for key, members in sets.items():
-            kc, members = np.frombuffer(key, dtype=np.int64), np.asarray(members, dtype=np.int64)
-            out.append((dst_rows[members], _keep_links((rs, rg, rw), _positions(members, dst_rows.size)),
-                        _keep_links((cs, cd, cw), _positions(kc, ncols)), kc.size, pos[index[members][:, kc]]))
-    sub = SubsetWeights(w.src_grid, None, parent=w, cells=points, shape=(points.size,))
-    return out, sub
+    for key, members in sets.items():
+        kc, members = np.frombuffer(key, dtype=np.int64), np.asarray(members, dtype=np.int64)
+        out.append((dst_rows[members], _keep_links((rs, rg, rw), _positions(members, dst_rows.size)),
+                    _keep_links((cs, cd, cw), _positions(kc, ncols)), kc.size, pos[index[members][:, kc]]))
+    return out
 
 
 def _bind_sparse(da, sp: SparseWeights, *, name, xp, cells=None) -> SparsePlan:

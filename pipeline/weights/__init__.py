@@ -14,7 +14,7 @@ overlap in radians (periodic). That gives three shapes of exact weights:
   column links ``(csrc, cdst, Δλ)``; a 1 km → 1° global pair needs 21 720 + 43 560 links instead of
   933 million.
 * :class:`RowwiseWeights` (rectilinear → reduced Gaussian): the row links, and one set of column
-  links per distinct number of points per row.
+  links per distinct number of points per row, made when asked (:meth:`RowwiseWeights.group_cols`).
 * :class:`SparseWeights` (anything else, and weights read from files): COO links
   ``(src, dst, w)`` over the flat cell indices.
 
@@ -27,20 +27,15 @@ centres it keeps let :func:`pipeline.aggregate.apply_weights` refuse an input on
 the same size. Weight files are NetCDF (``.nc``); writing them is refused when the links and grid
 arrays cannot fit in memory (:mod:`pipeline.grids.limits`).
 
-Modules: ``types`` (the three weight containers), ``overlaps`` (exact 1-D overlaps and
-:func:`compute_weights`), ``files`` (SCRIP/ESMF weight files).
+Modules: ``links`` (exact 1-D overlaps), ``types`` (the three weight containers), ``overlaps``
+(:func:`compute_weights`), ``files`` (SCRIP/ESMF weight files).
 """
 
 from __future__ import annotations
 
 from pipeline.weights.files import read_weights, write_weights
-from pipeline.weights.overlaps import (
-    SLIVER,
-    compute_weights,
-    interval_overlaps,
-    lat_links,
-    lon_links,
-)
+from pipeline.weights.links import SLIVER, interval_overlaps, lat_links, lon_links
+from pipeline.weights.overlaps import compute_weights
 from pipeline.weights.types import (
     RowwiseWeights,
     SeparableWeights,

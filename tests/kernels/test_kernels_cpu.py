@@ -8,7 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kernels import cpu, get_engine
+from kernels import cpu, get_engine, runs
 from kernels import reference as ref
 from tests.helpers import kernel_cases as kc
 
@@ -131,14 +131,14 @@ def test_noisy_column_weights_still_form_runs_and_conserve():
     ny, nx, nr, nc, k = 6, 240, 2, 2, 4
     cols = (np.arange(nx), np.arange(nx) // 120, (1.0 / nx) * (1 + 1e-12 * rng.standard_normal(nx)))
     rows = (np.arange(ny), np.arange(ny) // 3, rng.random(ny))
-    assert cpu.col_runs(*cols)[0].size == 2  # one run per target column
+    assert runs.col_runs(*cols)[0].size == 2  # one run per target column
     cls = rng.integers(-1, k, (ny, nx))
     got, want = cpu.separable_class_sum(cls, rows, cols, nr, nc, k), ref.separable_class_sum(cls, rows, cols, nr, nc, k)
     np.testing.assert_allclose(got, want, rtol=2e-9, atol=0)
     np.testing.assert_allclose(got.sum(-1), want.sum(-1), rtol=1e-13)
     # a real weight difference (1e-6) breaks the run and is honoured exactly
     cols2 = (cols[0], cols[1], np.where(np.arange(nx) == 5, 2e-6, 1.0 / nx))
-    assert cpu.col_runs(*cols2)[0].size == 4
+    assert runs.col_runs(*cols2)[0].size == 4
     kc._close(cpu.separable_class_sum(cls, rows, cols2, nr, nc, k), ref.separable_class_sum(cls, rows, cols2, nr, nc, k))
 
 

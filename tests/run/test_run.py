@@ -97,7 +97,8 @@ def test_second_run_reuses_everything(tiny_run, tmp_path):
     shutil.copytree(run_dir, copy)
     result = _run(config, "-o", copy)
     assert result.exit_code == 0, result.output
-    assert "ran none" in result.output
+    # the summary is wrapped to the terminal's width, at a place that depends on the run's path
+    assert "ran none" in " ".join(result.output.split())
 
 
 def test_changed_model_parameter_recomputes_only_its_task(tiny_run, tmp_path):
@@ -112,7 +113,7 @@ def test_changed_model_parameter_recomputes_only_its_task(tiny_run, tmp_path):
     text = " ".join(result.output.split())
     ran = text.split("ran ", 1)[1].split(";", 1)[0]
     assert set(ran.split(", ")) == {"train/lai", "predict/lai", "aggregate/lai", "evaluate/lai", "report"}
-    assert "climatology fitted" in result.output or "fitting climatology" in result.output
+    assert "climatology fitted" in text or "fitting climatology" in text
     assert "xgboost" not in result.output.split("train/lai: running", 1)[1].split("predict/lai", 1)[0].replace(
         "xgboost reused", "")
     assert manifest["stages"]["train/lulc"]["status"] == "complete"
@@ -189,7 +190,7 @@ def test_predict_with_an_exported_model_archive(tiny_run, tmp_path):
     shutil.copytree(run_dir, other, ignore=shutil.ignore_patterns("models", "predictions", "checkpoints"))
     result = runner.invoke(app, ["predict", str(config), "--model", str(archive), "-o", str(other)])
     assert result.exit_code == 0, result.output
-    assert "checksums verified" in result.output
+    assert "checksums verified" in " ".join(result.output.split())
     assert json.loads((other / "predictions/lai/predict.json").read_text())["product_model"] == "xgboost"
     a = pd.read_parquet(run_dir / "predictions/lai/map.parquet")["pred__xgboost"].to_numpy()
     b = pd.read_parquet(other / "predictions/lai/map.parquet")["pred__xgboost"].to_numpy()

@@ -102,3 +102,23 @@ def test_weights_file_for_other_sizes(tmp_path):
     with pytest.raises(InputDataError, match="neither SCRIP"):
         xr.Dataset({"a": ("x", [1.0])}).to_netcdf(tmp_path / "junk.nc")
         read_weights(tmp_path / "junk.nc")
+
+
+@pytest.mark.parametrize("dst", ["N32", "O16"])
+def test_rowwise_weights_make_each_groups_column_links_when_asked(dst):
+    s, d = parse_grid("1deg"), parse_grid(dst)
+    w = compute_weights(s, d)
+    assert isinstance(w, RowwiseWeights)
+    rows = np.sort(np.concatenate(w.groups))
+    np.testing.assert_array_equal(rows, np.arange(d.nrows))  # every target row in one group
+    for k, members in enumerate(w.groups):
+        assert (d.pl[members] == w.group_ncols(k)).all()
+        cs, cd, cw = w.group_cols(k)
+        for r in members:  # every row of the group has the partition its links were made for
+            s2, d2, w2 = lon_links(s.lon_edges, d.row_lon_bounds(int(r)))
+            np.testing.assert_array_equal(s2, cs)
+            np.testing.assert_array_equal(d2, cd)
+            np.testing.assert_allclose(w2, cw, rtol=1e-15)
+    # only row links and row indices are held: no column links per group
+    held = sum(a.nbytes for a in w.rows) + sum(g.nbytes for g in w.groups)
+    assert held < 24 * sum(w.group_cols(k)[0].size for k in range(len(w.groups)))
