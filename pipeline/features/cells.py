@@ -8,30 +8,12 @@ import numpy as np
 import xarray as xr
 
 from kernels import to_host
+from kernels.gather import gather_runs
 from pipeline.errors import InputDataError
-
-try:  # numba is a dependency (kernels/cpu.py); the gather falls back to numpy without it
-    from numba import njit as _njit
-except ImportError:  # pragma: no cover - exercised only on installs without numba
-    _njit = None
 
 #: Name of the cell-index column.
 CELL = "cell"
 SPATIAL_DIMS = ("lat", "lon")
-
-
-if _njit is not None:
-
-    @_njit(nogil=True, cache=True)
-    def _gather_runs_nb(a, starts, lens, offs, out):  # pragma: no cover - compiled
-        for t in range(a.shape[0]):
-            row = a[t]
-            o = out[t]
-            for r in range(starts.size):
-                s = starts[r]
-                n = lens[r]
-                p = offs[r]
-                o[p : p + n] = row[s : s + n]
 
 
 @dataclass
@@ -95,11 +77,8 @@ class CellIndex:
             return a
         if xp is np:
             a = np.ascontiguousarray(a)
-            if _njit is not None and a.dtype != object and a.dtype.kind in "biuf":
-                out = np.empty((lead, self.nvalid), dtype=a.dtype)
-                if lead and self.nvalid:
-                    _gather_runs_nb(a, self.starts, self.lens, self.offs, out)
-                return out
+            if a.dtype.kind in "biuf":
+                return gather_runs(a, self.starts, self.lens, self.offs, np.empty((lead, self.nvalid), dtype=a.dtype))
             return np.take(a, self.cells, axis=1)
         return xp.take(a, xp.asarray(self.cells), axis=1)
 
