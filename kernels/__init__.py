@@ -3,6 +3,9 @@
 The three engines expose the same functions with the same semantics (see
 :mod:`kernels.reference` for the contract): ``sparse_weighted_sum``, ``sparse_class_sum``,
 ``sparse_min_max``, ``separable_weighted_sum``, ``separable_class_sum``, ``separable_min_max``.
+Separable kernels take their column links as ``(csrc, cdst, cw)`` or as runs
+(:class:`kernels.runs.ColumnRuns`, made once with :func:`kernels.runs.col_runs` for many calls).
+:mod:`kernels.gather` copies runs of valid cells into table rows (the flatten's gather).
 """
 
 from __future__ import annotations
